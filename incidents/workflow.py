@@ -1,0 +1,546 @@
+"""The deployment workflow: one function per transition (DESIGN.md, "Deployment workflow").
+
+proposed ─offer→ offered ─accept→ accepted ─check_in→ on_site ─release→ released
+   │               ├─decline→ declined      (screening pass)    (demob check-out)
+   └─cancel        ├─expire→ expired
+                   └─cancel→ cancelled   accepted ─cancel / screening fail→ cancelled
+
+Each function checks the actor's right and the current state, moves the state with a
+conditional UPDATE (so of two concurrent moves on one deployment only one can win), writes an
+Event in the same transaction and returns the fresh deployment. Every refusal is a
+`deploy_tracker.errors.DomainError` whose message says why.
+
+"An expert never holds two overlapping deployments in offered/accepted/on_site, rest days
+included": PostgreSQL enforces it with the exclusion constraint of migration 0002; on SQLite
+the check below runs inside the IMMEDIATE transaction, which holds the database's write lock
+from BEGIN, so two offers for one expert are serialised and the second one sees the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from geopy.distance import great_circle
+
+from deploy_tracker.errors import (
+    ExpertUnavailable,
+    IllegalTransition,
+    InvalidInput,
+    NotAllowed,
+    ReleaseBlocked,
+    RequestFull,
+)
+from incidents import access, events
+from incidents.models import Approval, Deployment, HealthScreening, RoleRequest
+from resources.models import Expert
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    Actor = AbstractBaseUser
+
+Status = Deployment.Status
+OVERLAP_CONSTRAINT = "deployment_no_overlap_per_expert"
+
+# Fitness for duty (CDC screening practice): fever is 38.0 °C (100.4 °F) or more; oxygen
+# saturation under 94 % needs medical review; any listed symptom sends the person home.
+FEVER_C = Decimal("38.0")
+MIN_SPO2 = 94
+SYMPTOMS = {
+    "fever": "Fever or chills",
+    "cough": "New cough",
+    "shortness_of_breath": "Shortness of breath",
+    "sore_throat": "Sore throat",
+    "loss_of_taste_or_smell": "New loss of taste or smell",
+    "muscle_aches": "Muscle or body aches",
+    "headache": "New headache",
+    "congestion": "Congestion or runny nose",
+    "nausea_or_diarrhea": "Nausea, vomiting or diarrhea",
+}
+
+
+# --- Reading the row we move --------------------------------------------------------------
+
+
+def _fresh(deployment: Deployment | int) -> Deployment:
+    """The deployment as committed now, with what permission checks and events need."""
+    pk = deployment if isinstance(deployment, int) else deployment.pk
+    try:
+        return Deployment.objects.select_related(
+            "request__facility__incident", "request__qualification", "expert"
+        ).get(pk=pk)
+    except Deployment.DoesNotExist:
+        raise IllegalTransition(f"Deployment #{pk} does not exist.") from None
+
+
+def _move(
+    deployment: Deployment,
+    *,
+    verb: str,
+    from_states: Sequence[str],
+    to: str,
+    condition: Q | None = None,
+    **fields: Any,
+) -> str:
+    """Conditionally move `deployment` to `to` and return the state it left; refuse with why."""
+    rows = Deployment.objects.filter(pk=deployment.pk, status__in=from_states)
+    if condition is not None:
+        rows = rows.filter(condition)
+    if rows.update(status=to, **fields) != 1:
+        current = Deployment.objects.filter(pk=deployment.pk).values_list("status", flat=True).first()
+        if current in from_states:  # the extra condition failed, e.g. the offer lapsed
+            raise IllegalTransition(f"Cannot {verb} deployment #{deployment.pk} any more.")
+        raise IllegalTransition(
+            f"Cannot {verb} deployment #{deployment.pk}: it is {current} "
+            f"(it must be {' or '.join(from_states)})."
+        )
+    previous = deployment.status
+    deployment.status = to
+    for name, value in fields.items():
+        setattr(deployment, name, value)
+    return previous
+
+
+def _event(
+    deployment: Deployment,
+    type: str,
+    *,
+    by: Actor | None,
+    previous: str | None,
+    for_responder: bool = True,
+    **data: Any,
+) -> None:
+    request = deployment.request
+    events.record(
+        type,
+        incident=request.facility.incident_id,
+        actor=by,
+        deployment=deployment,
+        for_responder=for_responder,
+        data={
+            "deployment": deployment.pk,
+            "request": request.pk,
+            "facility": request.facility.code,
+            "qualification": request.qualification.code,
+            "expert": deployment.expert_id,
+            "from": previous,
+            "to": deployment.status,
+            **data,
+        },
+    )
+
+
+def _require_commander(by: Actor, deployment: Deployment, verb: str) -> None:
+    incident = deployment.request.facility.incident
+    if not access.can_command(by, incident):
+        raise NotAllowed(f"Only a commander of incident {incident.number} can {verb} a deployment.")
+
+
+def _require_responder_or_commander(by: Actor, deployment: Deployment, verb: str) -> None:
+    if access.is_own(by, deployment):
+        return
+    incident = deployment.request.facility.incident
+    if not access.can_command(by, incident):
+        raise NotAllowed(
+            f"Only the responder or a commander of incident {incident.number} can {verb} this offer."
+        )
+
+
+def overlapping(deployment: Deployment) -> Deployment | None:
+    """Another deployment the expert holds that overlaps this one, rest days included."""
+    return (
+        Deployment.objects.filter(
+            expert_id=deployment.expert_id,
+            status__in=Deployment.HOLDING,
+            start__lte=deployment.rest_until,
+            rest_until__gte=deployment.start,
+        )
+        .exclude(pk=deployment.pk)
+        .select_related("request__facility")
+        .first()
+    )
+
+
+def _unavailable(deployment: Deployment, other: Deployment | None) -> ExpertUnavailable:
+    if other is None:
+        return ExpertUnavailable(
+            f"{deployment.expert} already holds an overlapping deployment (rest days included)."
+        )
+    return ExpertUnavailable(
+        f"{deployment.expert} already holds deployment #{other.pk} at {other.request.facility.code} "
+        f"({other.start} – {other.end}, resting until {other.rest_until}), which overlaps "
+        f"{deployment.start} – {deployment.end} plus rest days."
+    )
+
+
+# --- Transitions --------------------------------------------------------------------------
+
+
+def propose(
+    request: RoleRequest,
+    expert: Expert,
+    *,
+    by: Actor,
+    start: date | None = None,
+    end: date | None = None,
+    distance_km: float | None = None,
+    why: str = "",
+    locked: bool = False,
+    extension_approved: bool = False,
+) -> Deployment:
+    """Propose `expert` for one slot of `request` (a commander's draft; nothing is sent yet)."""
+    request = RoleRequest.objects.select_related("facility__incident", "qualification").get(pk=request.pk)
+    incident = request.facility.incident
+    if not access.can_command(by, incident):
+        raise NotAllowed(f"Only a commander of incident {incident.number} can propose deployments.")
+    if not expert.active:
+        raise InvalidInput(f"{expert} is not active on the roster.", field="expert")
+    start = start or request.start
+    end = end or request.end
+    if end < start:
+        raise InvalidInput(f"The deployment ends ({end}) before it starts ({start}).", field="end")
+    if start < request.start or end > request.end:
+        raise InvalidInput(
+            f"{start} – {end} lies outside request #{request.pk} ({request.start} – {request.end}).",
+            field="start",
+        )
+    days = (end - start).days + 1
+    limit = incident.max_extended_days if extension_approved else incident.max_deployment_days
+    if days > limit:
+        raise InvalidInput(
+            f"{days} days is longer than incident {incident.number} allows ({limit} days"
+            + ("" if extension_approved else "; longer needs an approved extension")
+            + ").",
+            field="end",
+        )
+    if distance_km is None:
+        distance_km = great_circle(
+            (expert.latitude, expert.longitude),
+            (request.facility.latitude, request.facility.longitude),
+        ).km
+    with transaction.atomic():
+        # Serialise proposals per request so two commanders cannot both take its last slot.
+        RoleRequest.objects.select_for_update().filter(pk=request.pk).exists()
+        live = request.deployments.filter(status__in=Deployment.FILLING)
+        if live.filter(expert=expert).exists():
+            raise IllegalTransition(f"{expert} already has a live deployment on request #{request.pk}.")
+        if live.count() >= request.quantity:
+            raise RequestFull(
+                f"Request #{request.pk} needs {request.quantity} and all are proposed or filled."
+            )
+        deployment = Deployment.objects.create(
+            request=request,
+            expert=expert,
+            start=start,
+            end=end,
+            rest_until=end + timedelta(days=incident.rest_days),
+            distance_km=round(distance_km, 1),
+            why=why,
+            locked=locked,
+            extension_approved=extension_approved,
+        )
+        deployment.request = request
+        # A proposal is the commander's draft: the responder is not told until the offer.
+        _event(deployment, "deployment.proposed", by=by, previous=None, for_responder=False, why=why)
+    return deployment
+
+
+def offer(deployment: Deployment | int, *, by: Actor, expires_at: datetime | None = None) -> Deployment:
+    """Offer a proposed deployment to its expert, with a deadline to answer."""
+    deployment = _fresh(deployment)
+    _require_commander(by, deployment, "offer")
+    incident = deployment.request.facility.incident
+    now = timezone.now()
+    expires_at = expires_at or now + timedelta(hours=incident.offer_response_hours)
+    if expires_at <= now:
+        raise InvalidInput("The offer's response deadline must be in the future.", field="expires_at")
+    if not deployment.expert.active:
+        raise InvalidInput(f"{deployment.expert} is no longer active on the roster.", field="expert")
+    try:
+        with transaction.atomic():
+            other = overlapping(deployment)
+            if other is not None:
+                raise _unavailable(deployment, other)
+            previous = _move(
+                deployment,
+                verb="offer",
+                from_states=[Status.PROPOSED],
+                to=Status.OFFERED,
+                offered_at=now,
+                offer_expires_at=expires_at,
+            )
+            _event(deployment, "deployment.offered", by=by, previous=previous, expires_at=expires_at)
+    except IntegrityError as exc:
+        # A concurrent offer committed between our check and our write (PostgreSQL only).
+        if OVERLAP_CONSTRAINT in str(exc):
+            raise _unavailable(deployment, None) from exc
+        raise
+    return deployment
+
+
+def accept(deployment: Deployment | int, *, by: Actor) -> Deployment:
+    """The responder (or a commander on their behalf) accepts an open offer."""
+    deployment = _fresh(deployment)
+    _require_responder_or_commander(by, deployment, "accept")
+    now = timezone.now()
+    _expire_if_lapsed(deployment, now)
+    with transaction.atomic():
+        previous = _move(
+            deployment,
+            verb="accept",
+            from_states=[Status.OFFERED],
+            to=Status.ACCEPTED,
+            condition=Q(offer_expires_at__isnull=True) | Q(offer_expires_at__gt=now),
+            responded_at=now,
+        )
+        _event(
+            deployment,
+            "deployment.accepted",
+            by=by,
+            previous=previous,
+            on_behalf=not access.is_own(by, deployment),
+        )
+    return deployment
+
+
+def decline(deployment: Deployment | int, *, by: Actor, reason: str = "") -> Deployment:
+    """The responder (or a commander on their behalf) declines an open offer."""
+    deployment = _fresh(deployment)
+    _require_responder_or_commander(by, deployment, "decline")
+    now = timezone.now()
+    _expire_if_lapsed(deployment, now)
+    with transaction.atomic():
+        previous = _move(
+            deployment,
+            verb="decline",
+            from_states=[Status.OFFERED],
+            to=Status.DECLINED,
+            responded_at=now,
+            reason=reason.strip(),
+        )
+        _event(deployment, "deployment.declined", by=by, previous=previous, reason=reason.strip())
+    return deployment
+
+
+def _expire_if_lapsed(deployment: Deployment, now: datetime) -> None:
+    """Offers past their deadline expire when read; answering one then says why it failed."""
+    lapsed = (
+        deployment.status == Status.OFFERED
+        and deployment.offer_expires_at is not None
+        and deployment.offer_expires_at <= now
+    )
+    if lapsed:
+        expire(deployment, now=now)
+        raise IllegalTransition(
+            f"The offer of deployment #{deployment.pk} expired at "
+            f"{deployment.offer_expires_at:%Y-%m-%d %H:%M} UTC."
+        )
+
+
+def expire(
+    deployment: Deployment | int, *, by: Actor | None = None, now: datetime | None = None
+) -> Deployment:
+    """Expire an offer whose deadline has passed (the system does this; `by` is None)."""
+    deployment = _fresh(deployment)
+    now = now or timezone.now()
+    with transaction.atomic():
+        previous = _move(
+            deployment,
+            verb="expire",
+            from_states=[Status.OFFERED],
+            to=Status.EXPIRED,
+            condition=Q(offer_expires_at__lte=now),
+            responded_at=now,
+        )
+        _event(
+            deployment, "deployment.expired", by=by, previous=previous, expired_at=deployment.offer_expires_at
+        )
+    return deployment
+
+
+def expire_due_offers(*, now: datetime | None = None) -> list[Deployment]:
+    """Expire every offer past its deadline, each in its own transaction; returns those expired."""
+    now = now or timezone.now()
+    due = Deployment.objects.filter(status=Status.OFFERED, offer_expires_at__lte=now).values_list(
+        "pk", flat=True
+    )
+    expired = []
+    for pk in list(due):
+        try:
+            expired.append(expire(pk, now=now))
+        except IllegalTransition:
+            continue  # answered or cancelled meanwhile: nothing to expire
+    return expired
+
+
+def cancel(deployment: Deployment | int, *, by: Actor, reason: str) -> Deployment:
+    """Cancel a proposal, an open offer or an accepted deployment, saying why.
+
+    Commanders may cancel any of these; a responder may withdraw from their own accepted
+    deployment before arriving.
+    """
+    deployment = _fresh(deployment)
+    if not reason.strip():
+        raise InvalidInput("Say why the deployment is cancelled.", field="reason")
+    if access.is_own(by, deployment) and not access.can_command(by, deployment.request.facility.incident):
+        from_states: list[str] = [Status.ACCEPTED]
+    else:
+        _require_commander(by, deployment, "cancel")
+        from_states = [Status.PROPOSED, Status.OFFERED, Status.ACCEPTED]
+    with transaction.atomic():
+        previous = _move(
+            deployment,
+            verb="cancel",
+            from_states=from_states,
+            to=Status.CANCELLED,
+            cancelled_at=timezone.now(),
+            reason=reason.strip(),
+        )
+        _event(
+            deployment,
+            "deployment.cancelled",
+            by=by,
+            previous=previous,
+            for_responder=previous != Status.PROPOSED,
+            reason=reason.strip(),
+        )
+    return deployment
+
+
+@dataclass(frozen=True)
+class ScreeningOutcome:
+    """The result of a fitness-for-duty screening and, if it failed, why."""
+
+    passed: bool
+    reasons: list[str]
+
+
+def assess_screening(*, temperature_c: Decimal, spo2: int, symptoms: Iterable[str]) -> ScreeningOutcome:
+    """Apply the fitness-for-duty rule; validates the readings first."""
+    if not Decimal("30") <= temperature_c <= Decimal("45"):
+        raise InvalidInput(
+            f"Temperature {temperature_c} °C is not a plausible reading (30–45).", field="temperature_c"
+        )
+    if not 50 <= spo2 <= 100:
+        raise InvalidInput(f"SpO2 {spo2} % is not a plausible reading (50–100).", field="spo2")
+    symptoms = list(symptoms)
+    unknown = sorted(set(symptoms) - SYMPTOMS.keys())
+    if unknown:
+        raise InvalidInput(
+            f"Unknown symptom(s): {', '.join(unknown)}; known: {', '.join(SYMPTOMS)}.", field="symptoms"
+        )
+    reasons = []
+    if temperature_c >= FEVER_C:
+        reasons.append(f"temperature {temperature_c} °C (fever ≥ {FEVER_C} °C)")
+    if spo2 < MIN_SPO2:
+        reasons.append(f"SpO2 {spo2} % (below {MIN_SPO2} %)")
+    reasons.extend(f"symptom: {SYMPTOMS[s]}" for s in symptoms)
+    return ScreeningOutcome(passed=not reasons, reasons=reasons)
+
+
+def check_in(
+    deployment: Deployment | int,
+    *,
+    by: Actor,
+    temperature_c: Decimal | float | str,
+    spo2: int,
+    symptoms: Iterable[str] = (),
+    notes: str = "",
+) -> tuple[Deployment, HealthScreening]:
+    """Screen an arriving responder; pass puts them on site, fail cancels and reopens the slot.
+
+    The screening is kept either way. The screener is a commander of the incident.
+    """
+    deployment = _fresh(deployment)
+    _require_commander(by, deployment, "check in")
+    try:
+        temperature = Decimal(str(temperature_c)).quantize(Decimal("0.1"))
+    except ArithmeticError:
+        raise InvalidInput(f"Temperature {temperature_c!r} is not a number.", field="temperature_c") from None
+    symptoms = list(dict.fromkeys(symptoms))
+    outcome = assess_screening(temperature_c=temperature, spo2=int(spo2), symptoms=symptoms)
+    now = timezone.now()
+    with transaction.atomic():
+        if outcome.passed:
+            previous = _move(
+                deployment,
+                verb="check in",
+                from_states=[Status.ACCEPTED],
+                to=Status.ON_SITE,
+                checked_in_at=now,
+            )
+        else:
+            reason = "Failed fitness-for-duty screening: " + "; ".join(outcome.reasons)
+            previous = _move(
+                deployment,
+                verb="check in",
+                from_states=[Status.ACCEPTED],
+                to=Status.CANCELLED,
+                cancelled_at=now,
+                reason=reason,
+            )
+        screening = HealthScreening.objects.create(
+            deployment=deployment,
+            screened_at=now,
+            screener=by,
+            temperature_c=temperature,
+            spo2=int(spo2),
+            symptoms=symptoms,
+            result=HealthScreening.Result.PASS if outcome.passed else HealthScreening.Result.FAIL,
+            reasons=outcome.reasons,
+            notes=notes.strip(),
+        )
+        _event(
+            deployment,
+            "deployment.checked_in" if outcome.passed else "deployment.screening_failed",
+            by=by,
+            previous=previous,
+            screening=screening.pk,
+            reasons=outcome.reasons,
+        )
+    return deployment, screening
+
+
+def release_blockers(deployment: Deployment) -> list[str]:
+    """What still stands between this person and release (ICS 221 check-out)."""
+    blockers = []
+    outstanding = deployment.equipment.filter(returned_at__isnull=True).count()
+    if outstanding:
+        blockers.append(f"{outstanding} equipment item(s) not returned")
+    unapproved = deployment.time_entries.exclude(status=Approval.APPROVED).count()
+    if unapproved:
+        blockers.append(f"{unapproved} time entr{'y' if unapproved == 1 else 'ies'} not approved")
+    if not deployment.travel_arranged:
+        blockers.append("return travel not arranged")
+    return blockers
+
+
+def release(deployment: Deployment | int, *, by: Actor, travel_arranged: bool | None = None) -> Deployment:
+    """Demobilize a responder once check-out is complete (equipment, time, travel)."""
+    deployment = _fresh(deployment)
+    _require_commander(by, deployment, "release")
+    with transaction.atomic():
+        if travel_arranged is not None and travel_arranged != deployment.travel_arranged:
+            Deployment.objects.filter(pk=deployment.pk).update(travel_arranged=travel_arranged)
+            deployment.travel_arranged = travel_arranged
+        blockers = release_blockers(deployment)
+        if blockers:
+            raise ReleaseBlocked(
+                f"Cannot release deployment #{deployment.pk} yet: {'; '.join(blockers)}.", blockers
+            )
+        previous = _move(
+            deployment,
+            verb="release",
+            from_states=[Status.ON_SITE],
+            to=Status.RELEASED,
+            released_at=timezone.now(),
+        )
+        _event(deployment, "deployment.released", by=by, previous=previous)
+    return deployment

@@ -1,0 +1,1 @@
+"""Reports own no tables: they read the roster and the incidents."""
