@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -114,16 +114,16 @@ _EMAIL_BACKENDS = {
 
 
 def env_email(name: str, *, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Read EMAIL_URL (console://, smtp[+tls|+ssl]://user:password@host:port) into settings."""
+    """Read EMAIL_URL (console://, smtp[+tls|+ssl]://user:password@host:port) into MAILERS."""
     value = _raw(name, environ)
     if value is None or not value.strip():
-        return {"EMAIL_BACKEND": _EMAIL_BACKENDS["console"]}
+        return {"default": {"BACKEND": _EMAIL_BACKENDS["console"]}}
     parts = urlsplit(value.strip())
     if parts.scheme not in _EMAIL_BACKENDS:
         raise ImproperlyConfigured(
             f"{name} has scheme {parts.scheme!r}; use one of {', '.join(sorted(_EMAIL_BACKENDS))}."
         )
-    config: dict[str, Any] = {"EMAIL_BACKEND": _EMAIL_BACKENDS[parts.scheme]}
+    mailer: dict[str, Any] = {"BACKEND": _EMAIL_BACKENDS[parts.scheme]}
     if parts.scheme.startswith("smtp"):
         if not parts.hostname:
             raise ImproperlyConfigured(f"{name} must name the SMTP host, e.g. smtp://mail.example.org:587.")
@@ -131,12 +131,12 @@ def env_email(name: str, *, environ: Mapping[str, str] | None = None) -> dict[st
             port = parts.port
         except ValueError:
             raise ImproperlyConfigured(f"{name} has an invalid port.") from None
-        config |= {
-            "EMAIL_HOST": parts.hostname,
-            "EMAIL_PORT": port or (465 if parts.scheme == "smtp+ssl" else 587),
-            "EMAIL_HOST_USER": parts.username or "",
-            "EMAIL_HOST_PASSWORD": parts.password or "",
-            "EMAIL_USE_TLS": parts.scheme == "smtp+tls",
-            "EMAIL_USE_SSL": parts.scheme == "smtp+ssl",
+        mailer["OPTIONS"] = {
+            "host": parts.hostname,
+            "port": port or (465 if parts.scheme == "smtp+ssl" else 587),
+            "username": unquote(parts.username or ""),
+            "password": unquote(parts.password or ""),
+            "use_tls": parts.scheme == "smtp+tls",
+            "use_ssl": parts.scheme == "smtp+ssl",
         }
-    return config
+    return {"default": mailer}

@@ -1,7 +1,8 @@
 """Deploy Tracker settings: one file, read from the environment (see .env.example).
 
-Embedded default: SQLite in the project folder, in-memory channel layer, console email.
-`DATABASE_URL` switches to PostgreSQL, `REDIS_URL` to the Redis channel layer.
+Embedded default (nothing set): development mode on SQLite in the project folder, the
+in-memory channel layer and console email. Production: DEBUG=false with SECRET_KEY and
+ALLOWED_HOSTS, `DATABASE_URL` for PostgreSQL, `REDIS_URL` for the Redis channel layer.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from deploy_tracker.env import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEBUG = env_bool("DEBUG", default=False)
+DEBUG = env_bool("DEBUG", default=True)
 _DEV_SECRET = "insecure-development-key-never-use-in-production-0123456789abcdef"
 if DEBUG:
     SECRET_KEY = env_str("SECRET_KEY", default=_DEV_SECRET)
@@ -140,7 +141,7 @@ STORAGES = {
 }
 
 # --- Email ---------------------------------------------------------------------------------
-globals().update(env_email("EMAIL_URL"))
+MAILERS = env_email("EMAIL_URL")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", default="deploy-tracker@localhost")
 
 # --- Production hardening (all on when DEBUG is off) ----------------------------------------

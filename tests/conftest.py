@@ -1,0 +1,83 @@
+"""One fixture world: an incident, its people, and two responders (Alice and Bob)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth.models import AbstractUser
+from django.db import connection
+from pytest_django import Settings
+
+from incidents.models import Deployment, Incident, IncidentMembership, RoleRequest
+from resources.models import Expert
+from tests import factories
+
+Role = IncidentMembership.Role
+
+
+@dataclass
+class World:
+    incident: Incident
+    other_incident: Incident
+    request: RoleRequest
+    commander: AbstractUser
+    finance: AbstractUser
+    viewer: AbstractUser
+    other_commander: AbstractUser
+    outsider: AbstractUser
+    superuser: AbstractUser
+    alice_user: AbstractUser
+    bob_user: AbstractUser
+    alice: Expert
+    bob: Expert
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Settings) -> None:
+    # Django's real hasher costs ~0.3 s a user on purpose; tests need speed, not that strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def world(db: None) -> World:
+    incident = factories.IncidentFactory(number="WA-2026-01")
+    other_incident = factories.IncidentFactory(number="OR-2026-07", name="Wildfire")
+    people = {}
+    for name, inc, role in [
+        ("commander", incident, Role.COMMANDER),
+        ("finance", incident, Role.FINANCE),
+        ("viewer", incident, Role.VIEWER),
+        ("other_commander", other_incident, Role.COMMANDER),
+    ]:
+        people[name] = factories.UserFactory(username=name)
+        factories.MembershipFactory(user=people[name], incident=inc, role=role)
+    alice_user = factories.UserFactory(username="alice")
+    bob_user = factories.UserFactory(username="bob")
+    alice = factories.ExpertFactory(email="alice@example.org", first_name="Alice", user=alice_user)
+    bob = factories.ExpertFactory(email="bob@example.org", first_name="Bob", user=bob_user)
+    request = factories.RoleRequestFactory(facility=factories.FacilityFactory(incident=incident))
+    return World(
+        incident=incident,
+        other_incident=other_incident,
+        request=request,
+        outsider=factories.UserFactory(username="outsider"),
+        superuser=factories.UserFactory(username="root", is_superuser=True, is_staff=True),
+        alice_user=alice_user,
+        bob_user=bob_user,
+        alice=alice,
+        bob=bob,
+        **people,
+    )
+
+
+@pytest.fixture
+def on_postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def offered(world: World, expert: Expert | None = None, **kwargs: object) -> Deployment:
+    """A deployment already offered to `expert` (Alice by default) on the world's request."""
+    return factories.DeploymentFactory(
+        request=world.request, expert=expert or world.alice, status=Deployment.Status.OFFERED, **kwargs
+    )
