@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 Status = Deployment.Status
 OVERLAP_CONSTRAINT = "deployment_no_overlap_per_expert"
+_MOVE_ATTEMPTS = 3
 
 # Fitness for duty (CDC screening practice): fever is 38.0 °C (100.4 °F) or more; oxygen
 # saturation under 94 % needs medical review; any listed symptom sends the person home.
@@ -89,23 +90,32 @@ def _move(
     condition: Q | None = None,
     **fields: Any,
 ) -> str:
-    """Conditionally move `deployment` to `to` and return the state it left; refuse with why."""
-    rows = Deployment.objects.filter(pk=deployment.pk, status__in=from_states)
-    if condition is not None:
-        rows = rows.filter(condition)
-    if rows.update(status=to, **fields) != 1:
+    """Move `deployment` to `to` and return the state it left; refuse with the reason why.
+
+    Compare-and-set on the state last observed: if someone else moved the row meanwhile, the
+    UPDATE matches nothing and we look again, so the state recorded as "from" is always the one
+    this move really left (a stale read never reaches the event log).
+    """
+    for _ in range(_MOVE_ATTEMPTS):
+        observed = deployment.status
+        if observed not in from_states:
+            raise IllegalTransition(
+                f"Cannot {verb} deployment #{deployment.pk}: it is {observed} "
+                f"(it must be {' or '.join(from_states)})."
+            )
+        rows = Deployment.objects.filter(pk=deployment.pk, status=observed)
+        if condition is not None:
+            rows = rows.filter(condition)
+        if rows.update(status=to, **fields) == 1:
+            deployment.status = to
+            for name, value in fields.items():
+                setattr(deployment, name, value)
+            return observed
         current = Deployment.objects.filter(pk=deployment.pk).values_list("status", flat=True).first()
-        if current in from_states:  # the extra condition failed, e.g. the offer lapsed
+        if current == observed:  # the extra condition failed, e.g. the offer lapsed
             raise IllegalTransition(f"Cannot {verb} deployment #{deployment.pk} any more.")
-        raise IllegalTransition(
-            f"Cannot {verb} deployment #{deployment.pk}: it is {current} "
-            f"(it must be {' or '.join(from_states)})."
-        )
-    previous = deployment.status
-    deployment.status = to
-    for name, value in fields.items():
-        setattr(deployment, name, value)
-    return previous
+        deployment.status = current
+    raise IllegalTransition(f"Deployment #{deployment.pk} keeps changing; try again to {verb} it.")
 
 
 def _event(

@@ -28,7 +28,8 @@ Status = Deployment.Status
 def haversine_km(a: object, b: object) -> float:
     """Great-circle distance computed here, independently of geopy."""
     lat1, lon1, lat2, lon2 = map(
-        math.radians, (a.latitude, a.longitude, b.latitude, b.longitude)  # type: ignore[attr-defined]
+        math.radians,
+        (a.latitude, a.longitude, b.latitude, b.longitude),  # type: ignore[attr-defined]
     )
     h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
     return 2 * 6371.009 * math.asin(math.sqrt(h))
@@ -166,7 +167,11 @@ def test_responder_accepts_their_offer(world: World) -> None:
     assert d.status == Status.ACCEPTED
     assert d.responded_at is not None
     event = Event.objects.get()
-    assert (event.type, event.actor, event.data["on_behalf"]) == ("deployment.accepted", world.alice_user, False)
+    assert (event.type, event.actor, event.data["on_behalf"]) == (
+        "deployment.accepted",
+        world.alice_user,
+        False,
+    )
 
 
 def test_commander_may_accept_on_behalf_and_it_is_recorded(world: World) -> None:
