@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from django.contrib.auth.models import AbstractUser
 from django.conf import settings as django_settings
+from django.contrib.auth.models import AbstractUser
 from pytest_django import Settings
 
 from incidents.models import Deployment, Incident, IncidentMembership, RoleRequest

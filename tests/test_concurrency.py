@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -140,7 +141,7 @@ def test_accept_racing_cancel_leaves_a_log_that_chains(world: World) -> None:
 
 def assert_log_chains(deployment: Deployment) -> None:
     log = list(deployment.events.order_by("id").values_list("data__from", "data__to"))
-    for (_, before), (after, _) in zip(log, log[1:], strict=False):
+    for (_, before), (after, _) in pairwise(log):
         assert after == before, f"event log does not chain: {log}"
     assert log[-1][1] == deployment.status
 
