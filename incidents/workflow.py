@@ -67,6 +67,21 @@ SYMPTOMS = {
 }
 
 
+# --- Time ---------------------------------------------------------------------------------------
+
+
+def _when(at: datetime | None) -> datetime:
+    """When the move happened: now, or earlier for a move recorded late (paper after an outage)."""
+    now = timezone.now()
+    if at is None:
+        return now
+    if at > now + timedelta(minutes=1):
+        raise InvalidInput(
+            f"{at:%Y-%m-%d %H:%M} is in the future; a move is recorded as it happens.", field="at"
+        )
+    return at
+
+
 # --- Reading the row we move --------------------------------------------------------------
 
 
@@ -124,6 +139,7 @@ def _event(
     *,
     by: Actor | None,
     previous: str | None,
+    at: datetime,
     for_responder: bool = True,
     **data: Any,
 ) -> None:
@@ -132,6 +148,7 @@ def _event(
         type,
         incident=request.facility.incident_id,
         actor=by,
+        at=at,
         deployment=deployment,
         for_responder=for_responder,
         data={
@@ -204,8 +221,10 @@ def propose(
     why: str = "",
     locked: bool = False,
     extension_approved: bool = False,
+    at: datetime | None = None,
 ) -> Deployment:
     """Propose `expert` for one slot of `request` (a commander's draft; nothing is sent yet)."""
+    now = _when(at)
     request = RoleRequest.objects.select_related("facility__incident", "qualification").get(pk=request.pk)
     incident = request.facility.incident
     if not access.can_command(by, incident):
@@ -255,19 +274,26 @@ def propose(
             why=why,
             locked=locked,
             extension_approved=extension_approved,
+            proposed_at=now,
         )
         deployment.request = request
         # A proposal is the commander's draft: the responder is not told until the offer.
-        _event(deployment, "deployment.proposed", by=by, previous=None, for_responder=False, why=why)
+        _event(deployment, "deployment.proposed", by=by, previous=None, at=now, for_responder=False, why=why)
     return deployment
 
 
-def offer(deployment: Deployment | int, *, by: Actor, expires_at: datetime | None = None) -> Deployment:
+def offer(
+    deployment: Deployment | int,
+    *,
+    by: Actor,
+    expires_at: datetime | None = None,
+    at: datetime | None = None,
+) -> Deployment:
     """Offer a proposed deployment to its expert, with a deadline to answer."""
     deployment = _fresh(deployment)
     _require_commander(by, deployment, "offer")
     incident = deployment.request.facility.incident
-    now = timezone.now()
+    now = _when(at)
     expires_at = expires_at or now + timedelta(hours=incident.offer_response_hours)
     if expires_at <= now:
         raise InvalidInput("The offer's response deadline must be in the future.", field="expires_at")
@@ -286,7 +312,7 @@ def offer(deployment: Deployment | int, *, by: Actor, expires_at: datetime | Non
                 offered_at=now,
                 offer_expires_at=expires_at,
             )
-            _event(deployment, "deployment.offered", by=by, previous=previous, expires_at=expires_at)
+            _event(deployment, "deployment.offered", by=by, previous=previous, at=now, expires_at=expires_at)
     except IntegrityError as exc:
         # A concurrent offer committed between our check and our write (PostgreSQL only).
         if OVERLAP_CONSTRAINT in str(exc):
@@ -295,11 +321,11 @@ def offer(deployment: Deployment | int, *, by: Actor, expires_at: datetime | Non
     return deployment
 
 
-def accept(deployment: Deployment | int, *, by: Actor) -> Deployment:
+def accept(deployment: Deployment | int, *, by: Actor, at: datetime | None = None) -> Deployment:
     """The responder (or a commander on their behalf) accepts an open offer."""
     deployment = _fresh(deployment)
     _require_responder_or_commander(by, deployment, "accept")
-    now = timezone.now()
+    now = _when(at)
     _expire_if_lapsed(deployment, now)
     with transaction.atomic():
         previous = _move(
@@ -315,16 +341,19 @@ def accept(deployment: Deployment | int, *, by: Actor) -> Deployment:
             "deployment.accepted",
             by=by,
             previous=previous,
+            at=now,
             on_behalf=not access.is_own(by, deployment),
         )
     return deployment
 
 
-def decline(deployment: Deployment | int, *, by: Actor, reason: str = "") -> Deployment:
+def decline(
+    deployment: Deployment | int, *, by: Actor, reason: str = "", at: datetime | None = None
+) -> Deployment:
     """The responder (or a commander on their behalf) declines an open offer."""
     deployment = _fresh(deployment)
     _require_responder_or_commander(by, deployment, "decline")
-    now = timezone.now()
+    now = _when(at)
     _expire_if_lapsed(deployment, now)
     with transaction.atomic():
         previous = _move(
@@ -335,7 +364,7 @@ def decline(deployment: Deployment | int, *, by: Actor, reason: str = "") -> Dep
             responded_at=now,
             reason=reason.strip(),
         )
-        _event(deployment, "deployment.declined", by=by, previous=previous, reason=reason.strip())
+        _event(deployment, "deployment.declined", by=by, previous=previous, at=now, reason=reason.strip())
     return deployment
 
 
@@ -347,7 +376,7 @@ def _expire_if_lapsed(deployment: Deployment, now: datetime) -> None:
         and deployment.offer_expires_at <= now
     )
     if lapsed:
-        expire(deployment, now=now)
+        expire(deployment, at=now)
         raise IllegalTransition(
             f"The offer of deployment #{deployment.pk} expired at "
             f"{deployment.offer_expires_at:%Y-%m-%d %H:%M} UTC."
@@ -355,11 +384,11 @@ def _expire_if_lapsed(deployment: Deployment, now: datetime) -> None:
 
 
 def expire(
-    deployment: Deployment | int, *, by: Actor | None = None, now: datetime | None = None
+    deployment: Deployment | int, *, by: Actor | None = None, at: datetime | None = None
 ) -> Deployment:
     """Expire an offer whose deadline has passed (the system does this; `by` is None)."""
     deployment = _fresh(deployment)
-    now = now or timezone.now()
+    now = _when(at)
     with transaction.atomic():
         previous = _move(
             deployment,
@@ -370,33 +399,39 @@ def expire(
             responded_at=now,
         )
         _event(
-            deployment, "deployment.expired", by=by, previous=previous, expired_at=deployment.offer_expires_at
+            deployment,
+            "deployment.expired",
+            by=by,
+            previous=previous,
+            at=now,
+            expired_at=deployment.offer_expires_at,
         )
     return deployment
 
 
-def expire_due_offers(*, now: datetime | None = None) -> list[Deployment]:
+def expire_due_offers(*, at: datetime | None = None) -> list[Deployment]:
     """Expire every offer past its deadline, each in its own transaction; returns those expired."""
-    now = now or timezone.now()
+    now = _when(at)
     due = Deployment.objects.filter(status=Status.OFFERED, offer_expires_at__lte=now).values_list(
         "pk", flat=True
     )
     expired = []
     for pk in list(due):
         try:
-            expired.append(expire(pk, now=now))
+            expired.append(expire(pk, at=now))
         except IllegalTransition:
             continue  # answered or cancelled meanwhile: nothing to expire
     return expired
 
 
-def cancel(deployment: Deployment | int, *, by: Actor, reason: str) -> Deployment:
+def cancel(deployment: Deployment | int, *, by: Actor, reason: str, at: datetime | None = None) -> Deployment:
     """Cancel a proposal, an open offer or an accepted deployment, saying why.
 
     Commanders may cancel any of these; a responder may withdraw from their own accepted
     deployment before arriving.
     """
     deployment = _fresh(deployment)
+    now = _when(at)
     if not reason.strip():
         raise InvalidInput("Say why the deployment is cancelled.", field="reason")
     if access.is_own(by, deployment) and not access.can_command(by, deployment.request.facility.incident):
@@ -410,7 +445,7 @@ def cancel(deployment: Deployment | int, *, by: Actor, reason: str) -> Deploymen
             verb="cancel",
             from_states=from_states,
             to=Status.CANCELLED,
-            cancelled_at=timezone.now(),
+            cancelled_at=now,
             reason=reason.strip(),
         )
         _event(
@@ -418,6 +453,7 @@ def cancel(deployment: Deployment | int, *, by: Actor, reason: str) -> Deploymen
             "deployment.cancelled",
             by=by,
             previous=previous,
+            at=now,
             for_responder=previous != Status.PROPOSED,
             reason=reason.strip(),
         )
@@ -463,6 +499,7 @@ def check_in(
     spo2: int,
     symptoms: Iterable[str] = (),
     notes: str = "",
+    at: datetime | None = None,
 ) -> tuple[Deployment, HealthScreening]:
     """Screen an arriving responder; pass puts them on site, fail cancels and reopens the slot.
 
@@ -476,7 +513,7 @@ def check_in(
         raise InvalidInput(f"Temperature {temperature_c!r} is not a number.", field="temperature_c") from None
     symptoms = list(dict.fromkeys(symptoms))
     outcome = assess_screening(temperature_c=temperature, spo2=int(spo2), symptoms=symptoms)
-    now = timezone.now()
+    now = _when(at)
     with transaction.atomic():
         if outcome.passed:
             previous = _move(
@@ -512,6 +549,7 @@ def check_in(
             "deployment.checked_in" if outcome.passed else "deployment.screening_failed",
             by=by,
             previous=previous,
+            at=now,
             screening=screening.pk,
             reasons=outcome.reasons,
         )
@@ -532,9 +570,16 @@ def release_blockers(deployment: Deployment) -> list[str]:
     return blockers
 
 
-def release(deployment: Deployment | int, *, by: Actor, travel_arranged: bool | None = None) -> Deployment:
+def release(
+    deployment: Deployment | int,
+    *,
+    by: Actor,
+    travel_arranged: bool | None = None,
+    at: datetime | None = None,
+) -> Deployment:
     """Demobilize a responder once check-out is complete (equipment, time, travel)."""
     deployment = _fresh(deployment)
+    now = _when(at)
     _require_commander(by, deployment, "release")
     with transaction.atomic():
         if travel_arranged is not None and travel_arranged != deployment.travel_arranged:
@@ -550,7 +595,7 @@ def release(deployment: Deployment | int, *, by: Actor, travel_arranged: bool | 
             verb="release",
             from_states=[Status.ON_SITE],
             to=Status.RELEASED,
-            released_at=timezone.now(),
+            released_at=now,
         )
-        _event(deployment, "deployment.released", by=by, previous=previous)
+        _event(deployment, "deployment.released", by=by, previous=previous, at=now)
     return deployment

@@ -384,3 +384,17 @@ def test_a_deployment_walks_the_whole_path_and_leaves_its_activity_log(world: Wo
         ("deployment.checked_in", "accepted", "on_site"),
         ("deployment.released", "on_site", "released"),
     ]
+
+
+def test_a_move_recorded_late_keeps_when_it_happened(world: World) -> None:
+    earlier = timezone.now() - timedelta(days=3)
+    d = workflow.accept(offered(world), by=world.alice_user, at=earlier)
+    assert d.responded_at == earlier
+    assert Event.objects.get().at == earlier
+
+
+def test_a_move_cannot_be_recorded_in_the_future(world: World) -> None:
+    with pytest.raises(InvalidInput, match="in the future") as caught:
+        workflow.accept(offered(world), by=world.alice_user, at=timezone.now() + timedelta(hours=1))
+    assert caught.value.field == "at"
+    assert not Event.objects.exists()
