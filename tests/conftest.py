@@ -77,7 +77,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="PostgreSQL only; run with DATABASE_URL=postgres://… (CI does)")
     for item in items:
-        if "postgresql" in item.keywords:
+        if item.get_closest_marker("postgresql"):
             item.add_marker(skip)
 
 
