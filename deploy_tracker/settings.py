@@ -7,6 +7,8 @@ ALLOWED_HOSTS, `DATABASE_URL` for PostgreSQL, `REDIS_URL` for the Redis channel 
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -91,8 +93,9 @@ _SQLITE_DEFAULT = {
         "timeout": 20,
         "init_command": ("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"),
     },
-    # Tests use a file too, so threads get real separate connections (see tests/test_concurrency.py).
-    "TEST": {"NAME": str(BASE_DIR / ".test-db.sqlite3")},
+    # Tests use a file too, so threads get real separate connections (tests/test_concurrency.py);
+    # one per process, so two test runs on one machine never share it.
+    "TEST": {"NAME": str(Path(tempfile.gettempdir()) / f"deploy-tracker-test-{os.getpid()}.sqlite3")},
 }
 DATABASES = {"default": env_database("DATABASE_URL", default=_SQLITE_DEFAULT)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -155,9 +158,14 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
     CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# logging only knows upper-case names and its own error does not name the variable.
+_LOG_LEVEL = env_str("LOG_LEVEL", default="INFO")
+LOG_LEVEL = _LOG_LEVEL.upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(f"LOG_LEVEL={_LOG_LEVEL!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

@@ -8,7 +8,7 @@ workflow are checked in incidents/workflow.py with the helpers below.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.models import Q
@@ -28,9 +28,9 @@ from incidents.models import (
 from resources.models import Availability, Credential, Expert
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
 
-    Actor = AbstractBaseUser | AnonymousUser
+    Actor = User | AnonymousUser
 
 Role = IncidentMembership.Role
 
@@ -63,9 +63,11 @@ def _prefix(path: str, field: str) -> str:
     return f"{path}__{field}" if path else field
 
 
-def member_incident_ids(user: Actor, *, roles: tuple[str, ...] | None = None) -> models.QuerySet:
+def member_incident_ids(
+    user: Actor, *, roles: tuple[str, ...] | None = None
+) -> models.QuerySet[IncidentMembership, Any]:
     """The ids of incidents where `user` holds one of `roles` (any role when None), as a subquery."""
-    memberships = IncidentMembership.objects.filter(user_id=user.pk)
+    memberships = IncidentMembership.objects.filter(user_id=user.pk or 0)
     if roles is not None:
         memberships = memberships.filter(role__in=roles)
     return memberships.values("incident_id")

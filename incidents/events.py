@@ -5,19 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from incidents.models import Deployment, Event, Incident
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser, User
 
 
 def record(
     type: str,
     *,
     incident: Incident | int,
-    actor: AbstractBaseUser | None,
+    actor: User | AnonymousUser | None,
     deployment: Deployment | None = None,
     for_responder: bool = False,
     data: dict[str, Any] | None = None,
@@ -33,7 +34,7 @@ def record(
         incident_id=incident_id,
         deployment=deployment,
         expert_id=deployment.expert_id if deployment is not None and for_responder else None,
-        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor=actor if isinstance(actor, get_user_model()) else None,
         type=type,
         at=at or timezone.now(),
         data=data or {},

@@ -42,9 +42,9 @@ from incidents.models import Approval, Deployment, HealthScreening, RoleRequest
 from resources.models import Expert
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
-    Actor = AbstractBaseUser
+    Actor = User
 
 Status = Deployment.Status
 OVERLAP_CONSTRAINT = "deployment_no_overlap_per_expert"
@@ -127,6 +127,8 @@ def _move(
                 setattr(deployment, name, value)
             return observed
         current = Deployment.objects.filter(pk=deployment.pk).values_list("status", flat=True).first()
+        if current is None:
+            raise IllegalTransition(f"Deployment #{deployment.pk} no longer exists.")
         if current == observed:  # the extra condition failed, e.g. the offer lapsed
             raise IllegalTransition(f"Cannot {verb} deployment #{deployment.pk} any more.")
         deployment.status = current
@@ -389,6 +391,11 @@ def expire(
     """Expire an offer whose deadline has passed (the system does this; `by` is None)."""
     deployment = _fresh(deployment)
     now = _when(at)
+    deadline = deployment.offer_expires_at
+    if deployment.status == Status.OFFERED and deadline is not None and deadline > now:
+        raise IllegalTransition(
+            f"The offer of deployment #{deployment.pk} is open until {deadline:%Y-%m-%d %H:%M} UTC."
+        )
     with transaction.atomic():
         previous = _move(
             deployment,

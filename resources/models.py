@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -10,7 +11,14 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 
-MONEY = {"max_digits": 10, "decimal_places": 2}
+
+def money_field(**kwargs: Any) -> models.DecimalField[Decimal, Decimal]:
+    """An amount of money: Decimal, cents, never negative (the table adds a check constraint)."""
+    return models.DecimalField(
+        max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal("0"))], **kwargs
+    )
+
+
 LATITUDE_VALIDATORS = [MinValueValidator(-90.0), MaxValueValidator(90.0)]
 LONGITUDE_VALIDATORS = [MinValueValidator(-180.0), MaxValueValidator(180.0)]
 
@@ -88,7 +96,7 @@ class Expert(models.Model):
     latitude = models.FloatField(validators=LATITUDE_VALIDATORS)
     longitude = models.FloatField(validators=LONGITUDE_VALIDATORS)
     max_travel_km = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    hourly_rate = models.DecimalField(**MONEY, validators=[MinValueValidator(Decimal("0"))])
+    hourly_rate = money_field()
     overtime_multiplier = models.DecimalField(
         max_digits=4,
         decimal_places=2,
@@ -122,7 +130,7 @@ class Expert(models.Model):
         indexes = [
             # Matching filters the active roster by a latitude band first.
             models.Index(fields=["active", "latitude", "longitude"], name="expert_active_location"),
-            models.Index(fields=["agency"], name="expert_agency"),
+            models.Index(fields=["last_name", "first_name"], name="expert_name_order"),
         ]
 
     def __str__(self) -> str:
@@ -134,7 +142,7 @@ class Expert(models.Model):
 
     @property
     def overtime_rate(self) -> Decimal:
-        return (self.hourly_rate * self.overtime_multiplier).quantize(Decimal("0.01"))
+        return Decimal(self.hourly_rate * self.overtime_multiplier).quantize(Decimal("0.01"))
 
 
 class Credential(models.Model):
@@ -165,7 +173,7 @@ class Credential(models.Model):
                 name="credential_unique_per_jurisdiction",
             ),
             models.CheckConstraint(
-                condition=Q(verified=True) | Q(verified_at__isnull=True),
+                condition=Q(verified=True) | (Q(verified_at__isnull=True) & Q(verified_by__isnull=True)),
                 name="credential_unverified_has_no_verified_at",
             ),
             models.CheckConstraint(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.conf import settings as django_settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from pytest_django import Settings
 
 from incidents.models import Deployment, Incident, IncidentMembership, RoleRequest
@@ -21,14 +21,14 @@ class World:
     incident: Incident
     other_incident: Incident
     request: RoleRequest
-    commander: AbstractUser
-    finance: AbstractUser
-    viewer: AbstractUser
-    other_commander: AbstractUser
-    outsider: AbstractUser
-    superuser: AbstractUser
-    alice_user: AbstractUser
-    bob_user: AbstractUser
+    commander: User
+    finance: User
+    viewer: User
+    other_commander: User
+    outsider: User
+    superuser: User
+    alice_user: User
+    bob_user: User
     alice: Expert
     bob: Expert
 

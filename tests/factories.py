@@ -147,3 +147,6 @@ class DeploymentFactory(factory.django.DjangoModelFactory):
     end = factory.LazyAttribute(lambda d: d.request.end)
     rest_until = factory.LazyAttribute(lambda d: d.end + timedelta(days=2))
     distance_km = 41.7
+    offer_expires_at = factory.LazyAttribute(
+        lambda d: timezone.now() + timedelta(hours=24) if d.status == Deployment.Status.OFFERED else None
+    )

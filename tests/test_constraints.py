@@ -53,6 +53,7 @@ def test_facility_code_is_unique_per_incident_only() -> None:
         (factories.IncidentFactory, {"max_deployment_days": 40, "max_extended_days": 30}),
         (factories.CredentialFactory, {"verified": False}),  # verified_at without verification
         (factories.CredentialFactory, {"jurisdiction": "wa"}),
+        (factories.FacilityFactory, {"state": "Wa"}),
     ],
 )
 def test_check_constraints_refuse_out_of_range_values(factory: Any, fields: dict[str, Any]) -> None:
@@ -96,6 +97,29 @@ def test_one_live_deployment_per_person_per_request(world: World) -> None:
     # After a decline the same person may be asked again.
     Deployment.objects.filter(expert=world.alice).update(status="declined")
     factories.DeploymentFactory(request=world.request, expert=world.alice)
+
+
+def test_an_offer_always_has_a_deadline(world: World) -> None:
+    refused(
+        lambda: factories.DeploymentFactory(request=world.request, status="offered", offer_expires_at=None)
+    )
+
+
+def test_approval_fields_match_the_status(world: World) -> None:
+    d = factories.DeploymentFactory(request=world.request, expert=world.alice, status="on_site")
+    refused(lambda: d.time_entries.create(date=d.start, regular_hours=8, status="approved"))
+    refused(lambda: d.time_entries.create(date=d.start, regular_hours=8, approved_at=timezone.now()))
+    refused(lambda: d.expenses.create(date=d.start, category="lodging", amount=1, status="approved"))
+    refused(lambda: d.expenses.create(date=d.start, category="mileage", amount=10))  # no distance
+    d.expenses.create(
+        date=d.start,
+        category="mileage",
+        amount=10,
+        distance_km=24,
+        status="approved",
+        approved_by=world.finance,
+        approved_at=timezone.now(),
+    )
 
 
 def test_unknown_status_is_refused(world: World) -> None:

@@ -95,6 +95,11 @@ class Deployment(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=DeploymentStatus.values), name="deployment_status_valid"
             ),
+            # An offer without a deadline would never expire.
+            models.CheckConstraint(
+                condition=~Q(status=DeploymentStatus.OFFERED) | Q(offer_expires_at__isnull=False),
+                name="deployment_offer_has_deadline",
+            ),
             # One live deployment per person per request (a decline may be followed by a new offer).
             models.UniqueConstraint(
                 fields=["request", "expert"],

@@ -151,6 +151,10 @@ class Facility(models.Model):
         ordering = ["incident", "code"]
         constraints = [
             models.UniqueConstraint(fields=["incident", "code"], name="facility_code_unique_per_incident"),
+            # Matched against credentials' jurisdictions, which are two capital letters too.
+            models.CheckConstraint(
+                condition=Q(state__regex=r"^[A-Z]{2}$"), name="facility_state_two_letters"
+            ),
             *coordinate_checks("facility"),
         ]
 

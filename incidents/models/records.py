@@ -7,13 +7,20 @@ from django.db import models
 from django.db.models import F, Q
 
 from incidents.models.deployment import Deployment
-from resources.models import MONEY
+from resources.models import money_field
 
 
 class Approval(models.TextChoices):
     SUBMITTED = "submitted", "Submitted"
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
+
+
+def approval_matches_status(prefix: str) -> models.CheckConstraint:
+    """Approved rows say who approved them and when; other rows say neither."""
+    approved = Q(status=Approval.APPROVED, approved_at__isnull=False, approved_by__isnull=False)
+    pending = ~Q(status=Approval.APPROVED) & Q(approved_at__isnull=True)
+    return models.CheckConstraint(condition=approved | pending, name=f"{prefix}_approval_matches_status")
 
 
 class TimeEntry(models.Model):
@@ -44,6 +51,7 @@ class TimeEntry(models.Model):
                 condition=Q(regular_hours__lte=24 - F("overtime_hours")),
                 name="time_entry_at_most_24_hours",
             ),
+            approval_matches_status("time_entry"),
         ]
         indexes = [models.Index(fields=["date"], name="time_entry_date")]
 
@@ -65,7 +73,7 @@ class Expense(models.Model):
     deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="expenses")
     date = models.DateField()
     category = models.CharField(max_length=20, choices=Category.choices)
-    amount = models.DecimalField(**MONEY)
+    amount = money_field()
     distance_km = models.FloatField(null=True, blank=True, help_text="Mileage claims only.")
     description = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=10, choices=Approval.choices, default=Approval.SUBMITTED)
@@ -83,6 +91,11 @@ class Expense(models.Model):
                 condition=Q(distance_km__isnull=True) | Q(distance_km__gte=0),
                 name="expense_distance_gte_0",
             ),
+            models.CheckConstraint(
+                condition=~Q(category="mileage") | Q(distance_km__isnull=False),
+                name="expense_mileage_has_distance",
+            ),
+            approval_matches_status("expense"),
         ]
         indexes = [models.Index(fields=["date", "category"], name="expense_date_category")]
 
