@@ -16,21 +16,9 @@ class Approval(models.TextChoices):
     REJECTED = "rejected", "Rejected"
 
 
-def approval_matches_status(prefix: str) -> models.CheckConstraint:
-    """Approved rows say who approved them and when; other rows say neither."""
-    approved = Q(status=Approval.APPROVED, approved_at__isnull=False, approved_by__isnull=False)
-    pending = ~Q(status=Approval.APPROVED) & Q(approved_at__isnull=True)
-    return models.CheckConstraint(condition=approved | pending, name=f"{prefix}_approval_matches_status")
+class Approvable(models.Model):
+    """A record a commander or finance officer approves before it is paid."""
 
-
-class TimeEntry(models.Model):
-    """Hours worked on one day of a deployment, regular and overtime apart (FEMA force account)."""
-
-    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="time_entries")
-    date = models.DateField()
-    regular_hours = models.DecimalField(max_digits=4, decimal_places=2)
-    overtime_hours = models.DecimalField(max_digits=4, decimal_places=2, default=0)
-    notes = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=10, choices=Approval.choices, default=Approval.SUBMITTED)
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -39,9 +27,31 @@ class TimeEntry(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        abstract = True
+        constraints = [
+            # Approved rows say who approved them and when; other rows carry no approval time.
+            models.CheckConstraint(
+                condition=Q(status=Approval.APPROVED, approved_at__isnull=False, approved_by__isnull=False)
+                | (~Q(status=Approval.APPROVED) & Q(approved_at__isnull=True)),
+                name="%(class)s_approval_matches_status",
+            ),
+        ]
+
+
+class TimeEntry(Approvable):
+    """Hours worked on one day of a deployment, regular and overtime apart (FEMA force account)."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="time_entries")
+    date = models.DateField()
+    regular_hours = models.DecimalField(max_digits=4, decimal_places=2)
+    overtime_hours = models.DecimalField(max_digits=4, decimal_places=2, default=0)
+    notes = models.CharField(max_length=300, blank=True)
+
+    class Meta:
         verbose_name_plural = "time entries"
         ordering = ["deployment", "date"]
         constraints = [
+            *Approvable.Meta.constraints,
             models.UniqueConstraint(fields=["deployment", "date"], name="time_entry_one_per_day"),
             models.CheckConstraint(
                 condition=Q(regular_hours__gte=0) & Q(overtime_hours__gte=0),
@@ -51,7 +61,6 @@ class TimeEntry(models.Model):
                 condition=Q(regular_hours__lte=24 - F("overtime_hours")),
                 name="time_entry_at_most_24_hours",
             ),
-            approval_matches_status("time_entry"),
         ]
         indexes = [models.Index(fields=["date"], name="time_entry_date")]
 
@@ -59,7 +68,7 @@ class TimeEntry(models.Model):
         return f"{self.date}: {self.regular_hours} h + {self.overtime_hours} h OT"
 
 
-class Expense(models.Model):
+class Expense(Approvable):
     """A reimbursable cost of a deployment: lodging, per diem, mileage, travel."""
 
     class Category(models.TextChoices):
@@ -76,16 +85,11 @@ class Expense(models.Model):
     amount = money_field()
     distance_km = models.FloatField(null=True, blank=True, help_text="Mileage claims only.")
     description = models.CharField(max_length=300, blank=True)
-    status = models.CharField(max_length=10, choices=Approval.choices, default=Approval.SUBMITTED)
-    approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    approved_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["deployment", "date", "pk"]
         constraints = [
+            *Approvable.Meta.constraints,
             models.CheckConstraint(condition=Q(amount__gte=0), name="expense_amount_gte_0"),
             models.CheckConstraint(
                 condition=Q(distance_km__isnull=True) | Q(distance_km__gte=0),
@@ -95,7 +99,6 @@ class Expense(models.Model):
                 condition=~Q(category="mileage") | Q(distance_km__isnull=False),
                 name="expense_mileage_has_distance",
             ),
-            approval_matches_status("expense"),
         ]
         indexes = [models.Index(fields=["date", "category"], name="expense_date_category")]
 
