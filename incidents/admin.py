@@ -18,6 +18,7 @@ from incidents.models import (
     Deployment,
     EquipmentIssue,
     Event,
+    Exclusion,
     Expense,
     Facility,
     HealthScreening,
@@ -485,6 +486,17 @@ class ExpenseAdmin(admin.ModelAdmin):
     autocomplete_fields = ("deployment", "approved_by")
     readonly_fields = ("created_at",)
     date_hierarchy = "date"
+
+
+@admin.register(Exclusion)
+class ExclusionAdmin(admin.ModelAdmin):
+    """People a commander excluded from a request; matching never proposes them there."""
+
+    list_display = ("request", "expert", "reason", "created_by", "created_at")
+    list_filter = ("request__facility__incident",)
+    list_select_related = ("request__facility", "request__qualification", "expert", "created_by")
+    search_fields = (*(f"expert__{field}" for field in EXPERT_SEARCH), "request__facility__code")
+    autocomplete_fields = ("request", "expert", "created_by")
 
 
 @admin.register(EquipmentIssue)

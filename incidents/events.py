@@ -5,37 +5,45 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth import get_user_model
-from django.utils import timezone
-
-from incidents.models import Deployment, Event, Incident
+from incidents.models import Deployment, Event
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
 
-def record(
+def deployment_event(
+    deployment: Deployment,
     type: str,
     *,
-    incident: Incident | int,
     actor: User | AnonymousUser | None,
-    deployment: Deployment | None = None,
+    at: datetime,
+    previous: str | None,
     for_responder: bool = False,
-    data: dict[str, Any] | None = None,
-    at: datetime | None = None,
+    **data: Any,
 ) -> Event:
-    """Append one event inside the caller's transaction.
+    """An unsaved event about a deployment's move (save it, or bulk-create many).
 
-    `for_responder` makes the event visible to the deployment's responder too (their own
-    offers and what follows); without it only the incident's members see it.
+    Its data is compact and the same for every move: the deployment, its request, facility,
+    qualification and expert, the state it left and the one it reached, plus `data`.
+    `for_responder` makes it visible to the deployment's responder too (their own offers and
+    what follows); otherwise only the incident's members see it.
     """
-    incident_id = incident if isinstance(incident, int) else incident.pk
-    return Event.objects.create(
-        incident_id=incident_id,
+    request = deployment.request
+    return Event(
+        incident_id=request.facility.incident_id,
         deployment=deployment,
-        expert_id=deployment.expert_id if deployment is not None and for_responder else None,
-        actor=actor if isinstance(actor, get_user_model()) else None,
+        expert_id=deployment.expert_id if for_responder else None,
+        actor=actor if actor is not None and actor.is_authenticated else None,
         type=type,
-        at=at or timezone.now(),
-        data=data or {},
+        at=at,
+        data={
+            "deployment": deployment.pk,
+            "request": request.pk,
+            "facility": request.facility.code,
+            "qualification": request.qualification.code,
+            "expert": deployment.expert_id,
+            "from": previous,
+            "to": deployment.status,
+            **data,
+        },
     )

@@ -38,7 +38,7 @@ from deploy_tracker.errors import (
     RequestFull,
 )
 from incidents import access, events
-from incidents.models import Approval, Deployment, HealthScreening, RoleRequest
+from incidents.models import Approval, Deployment, Event, HealthScreening, Incident, RoleRequest
 from resources.models import Expert
 
 if TYPE_CHECKING:
@@ -145,25 +145,9 @@ def _event(
     for_responder: bool = True,
     **data: Any,
 ) -> None:
-    request = deployment.request
-    events.record(
-        type,
-        incident=request.facility.incident_id,
-        actor=by,
-        at=at,
-        deployment=deployment,
-        for_responder=for_responder,
-        data={
-            "deployment": deployment.pk,
-            "request": request.pk,
-            "facility": request.facility.code,
-            "qualification": request.qualification.code,
-            "expert": deployment.expert_id,
-            "from": previous,
-            "to": deployment.status,
-            **data,
-        },
-    )
+    events.deployment_event(
+        deployment, type, actor=by, at=at, previous=previous, for_responder=for_responder, **data
+    ).save()
 
 
 def _require_commander(by: Actor, deployment: Deployment, verb: str) -> None:
@@ -606,3 +590,69 @@ def release(
         )
         _event(deployment, "deployment.released", by=by, previous=previous, at=now)
     return deployment
+
+
+@dataclass(frozen=True)
+class NewProposal:
+    """One proposal from a matching run: who, for which request, how far, and why."""
+
+    request: RoleRequest
+    expert_id: int
+    distance_km: float
+    why: str
+
+
+def replace_proposals(
+    incident: Incident, proposals: Sequence[NewProposal], *, by: Actor | None, at: datetime | None = None
+) -> tuple[list[Deployment], list[int]]:
+    """Swap the incident's unlocked proposals for a matching run's, in the caller's transaction.
+
+    The old proposals are cancelled (kept, with the reason), the new ones created, each with its
+    event, in bulk: a run of thousands of proposals is a handful of statements. `by` is None when
+    the run comes from the command line. Returns (the new deployments, the replaced ids).
+    """
+    if by is not None and not access.can_command(by, incident):
+        raise NotAllowed(f"Only a commander of incident {incident.number} can run matching.")
+    now = _when(at)
+    actor = by if by is not None and by.is_authenticated else None
+    limit = incident.max_deployment_days
+    too_long = [p.request.pk for p in proposals if p.request.days > limit]
+    if too_long:
+        raise InvalidInput(
+            f"Requests {', '.join(map(str, sorted(set(too_long))))} run longer than the {limit} days "
+            f"incident {incident.number} allows; split them or propose with an approved extension."
+        )
+    old = Deployment.objects.filter(
+        request__facility__incident=incident, status=Status.PROPOSED, locked=False
+    ).select_related("request__facility", "request__qualification")
+    replaced = list(old)
+    Deployment.objects.filter(pk__in=[d.pk for d in replaced], status=Status.PROPOSED).update(
+        status=Status.CANCELLED, cancelled_at=now, reason="Replaced by a new matching run."
+    )
+    created = Deployment.objects.bulk_create(
+        Deployment(
+            request=p.request,
+            expert_id=p.expert_id,
+            start=p.request.start,
+            end=p.request.end,
+            rest_until=p.request.end + timedelta(days=incident.rest_days),
+            distance_km=round(p.distance_km, 1),
+            why=p.why,
+            proposed_at=now,
+        )
+        for p in proposals
+    )
+    rows = [
+        events.deployment_event(
+            d, "deployment.cancelled", actor=actor, at=now, previous=Status.PROPOSED, reason=d_reason
+        )
+        for d, d_reason in ((d, "Replaced by a new matching run.") for d in replaced)
+    ]
+    for d in replaced:
+        d.status = Status.CANCELLED
+    rows += [
+        events.deployment_event(d, "deployment.proposed", actor=actor, at=now, previous=None, why=d.why)
+        for d in created
+    ]
+    Event.objects.bulk_create(rows)
+    return created, [d.pk for d in replaced]

@@ -23,6 +23,7 @@ from incidents.models import (
     Deployment,
     EquipmentIssue,
     Event,
+    Exclusion,
     Expense,
     Facility,
     HealthScreening,
@@ -55,6 +56,7 @@ MODELS: list[type[models.Model]] = [
     TimeEntry,
     Expense,
     EquipmentIssue,
+    Exclusion,
 ]
 READ_ONLY = {Event, HealthScreening}
 
@@ -102,6 +104,7 @@ def records(world: World) -> dict[type[models.Model], models.Model]:
             deployment=deployment, date=deployment.start, category="lodging", amount=Decimal("120.00")
         ),
         EquipmentIssue: EquipmentIssue.objects.create(deployment=deployment, item="N95 mask", issued_at=now),
+        Exclusion: Exclusion.objects.create(request=world.request, expert=world.bob, created_by=world.commander),
     }
 
 
@@ -201,12 +204,11 @@ def _deployment() -> Deployment:
 
 def _event() -> Event:
     deployment = _deployment()
-    return events.record(
-        "deployment.proposed",
-        incident=deployment.request.facility.incident,
-        actor=factories.UserFactory(),
-        deployment=deployment,
+    event = events.deployment_event(
+        deployment, "deployment.proposed", actor=factories.UserFactory(), at=timezone.now(), previous=None
     )
+    event.save()
+    return event
 
 
 def _screening() -> HealthScreening:
@@ -244,6 +246,9 @@ NEW_ROW: dict[type[models.Model], Callable[[], models.Model]] = {
         amount=Decimal("120.00"),
         approved_by=factories.UserFactory(),
     ),
+    Exclusion: lambda: Exclusion.objects.create(
+        request=factories.RoleRequestFactory(), expert=factories.ExpertFactory()
+    ),
     EquipmentIssue: lambda: EquipmentIssue.objects.create(
         deployment=_deployment(), item="Radio", issued_at=timezone.now()
     ),
@@ -274,7 +279,7 @@ def test_event_list_shows_the_moment_in_the_incidents_time_zone(admin_client: Cl
     world.incident.timezone = "America/Los_Angeles"
     world.incident.save()
     at = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)
-    events.record("incident.note", incident=world.incident, actor=world.commander, at=at)
+    Event.objects.create(incident=world.incident, type="incident.note", actor=world.commander, at=at)
     response = admin_client.get(url(Event, "changelist"))
     assert "2026-12-01 12:00 PST" in response.content.decode()
 

@@ -2,6 +2,7 @@
 
 from incidents.models.deployment import Deployment, Event, HealthScreening
 from incidents.models.incident import Facility, Incident, IncidentMembership, RoleRequest
+from incidents.models.matching import Exclusion
 from incidents.models.records import Approval, EquipmentIssue, Expense, TimeEntry
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "Deployment",
     "EquipmentIssue",
     "Event",
+    "Exclusion",
     "Expense",
     "Facility",
     "HealthScreening",
