@@ -597,6 +597,7 @@ class NewProposal:
     """One proposal from a matching run: who, for which request, how far, and why."""
 
     request: RoleRequest
+    start: date  # the request's start, or today for a request already running
     expert_id: int
     distance_km: float
     why: str
@@ -616,7 +617,7 @@ def replace_proposals(
     now = _when(at)
     actor = by if by is not None and by.is_authenticated else None
     limit = incident.max_deployment_days
-    too_long = [p.request.pk for p in proposals if p.request.days > limit]
+    too_long = [p.request.pk for p in proposals if (p.request.end - p.start).days + 1 > limit]
     if too_long:
         raise InvalidInput(
             f"Requests {', '.join(map(str, sorted(set(too_long))))} run longer than the {limit} days "
@@ -633,7 +634,7 @@ def replace_proposals(
         Deployment(
             request=p.request,
             expert_id=p.expert_id,
-            start=p.request.start,
+            start=p.start,
             end=p.request.end,
             rest_until=p.request.end + timedelta(days=incident.rest_days),
             distance_km=round(p.distance_km, 1),
