@@ -104,7 +104,9 @@ def records(world: World) -> dict[type[models.Model], models.Model]:
             deployment=deployment, date=deployment.start, category="lodging", amount=Decimal("120.00")
         ),
         EquipmentIssue: EquipmentIssue.objects.create(deployment=deployment, item="N95 mask", issued_at=now),
-        Exclusion: Exclusion.objects.create(request=world.request, expert=world.bob, created_by=world.commander),
+        Exclusion: Exclusion.objects.create(
+            request=world.request, expert=world.bob, created_by=world.commander
+        ),
     }
 
 

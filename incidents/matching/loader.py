@@ -232,8 +232,9 @@ def _why(loaded: Loaded, proposal: core.Proposal) -> str:
         f"{slot}: {first} {last} holds a {credential}; is available {window}; lives {distance}; "
         f"nearest eligible #{proposal.rank} of {proposal.eligible}."
     )
-    if expires and (expires - request.end).days <= EXPIRY_WARNING_DAYS:
-        why += f" Note: the credential expires {(expires - request.end).days} day(s) after the deployment ends."
+    margin = (expires - request.end).days if expires else None
+    if margin is not None and margin <= EXPIRY_WARNING_DAYS:
+        why += f" Note: the credential expires {margin} day(s) after the deployment ends."
     return why
 
 
