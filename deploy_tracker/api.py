@@ -1,0 +1,20 @@
+"""What every API door shares: domain errors mapped to HTTP once, and the token login."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from deploy_tracker.errors import DomainError, InvalidInput
+
+
+def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DomainError → its status (409 for an illegal move) with a JSON reason; the rest as DRF does."""
+    if isinstance(exc, DomainError):
+        body: dict[str, Any] = {"error": exc.code, "detail": exc.message}
+        if isinstance(exc, InvalidInput) and exc.field:
+            body["field"] = exc.field
+        return Response(body, status=exc.http_status)
+    return exception_handler(exc, context)
