@@ -363,3 +363,112 @@ def test_edges_of_every_date_rule(changes: dict[str, object], reason: str | None
     assert (len(arcs.request) == 1) == (reason is None)
     if reason:
         assert arcs.reasons[0][reason] == 1
+
+
+# --- pruning with proof: the same optimum as the complete graph ---------------------------------
+
+
+def score(solution: core.Solution) -> tuple:
+    units = int(core.to_units(np.array([p.km for p in solution.proposals])).sum())
+    return (solution.filled, units)
+
+
+@settings(max_examples=400, deadline=None)
+@given(problems(), st.integers(0, 2))
+def test_pruned_solve_reaches_the_complete_optimum_on_small_problems(p: core.Problem, extra: int) -> None:
+    full = core.solve(p, prune=False)
+    pruned = core.solve(p, extra=extra)
+    assert score(pruned) == score(full)
+    assert {r: u for r, u in pruned.unfilled.items()} == {r: u for r, u in full.unfilled.items()}
+
+
+def random_problem(seed: int, n_e: int, n_r: int, n_q: int = 3) -> core.Problem:
+    """A Washington-sized scatter of experts and requests, dense enough that they compete."""
+    rng = np.random.default_rng(seed)
+    n_c = int(n_e * 1.3)
+    return core.Problem(
+        experts=core.Experts(
+            np.arange(n_e),
+            rng.uniform(45.6, 49, n_e),
+            rng.uniform(-124.5, -117, n_e),
+            rng.choice([60.0, 150, 400], n_e),
+        ),
+        credentials=core.Credentials(
+            rng.integers(0, n_e, n_c),
+            rng.integers(0, n_q, n_c),
+            rng.random(n_c) < 0.9,
+            np.where(rng.random(n_c) < 0.8, core.NO_EXPIRY, rng.integers(0, 30, n_c)),
+            np.where(rng.random(n_c) < 0.9, WA, OR),
+        ),
+        availability=core.Windows(np.arange(n_e), rng.integers(0, 5, n_e), rng.integers(15, 40, n_e)),
+        holds=core.Windows(
+            rng.integers(0, n_e, n_e // 10), rng.integers(0, 30, n_e // 10), rng.integers(30, 40, n_e // 10)
+        ),
+        requests=core.Requests(
+            np.arange(n_r),
+            rng.integers(0, n_q, n_r),
+            rng.random(n_r) < 0.7,
+            np.full(n_r, WA),
+            rng.uniform(45.6, 49, n_r),
+            rng.uniform(-124.5, -117, n_r),
+            rng.integers(5, 10, n_r),
+            rng.integers(10, 20, n_r),
+            np.full(n_r, 2),
+            rng.choice([100.0, 300.0], n_r),
+            rng.integers(0, 3, n_r),
+            rng.integers(1, 5, n_r),
+        ),
+        blocked=frozenset(
+            (int(r), int(e)) for r, e in zip(rng.integers(0, n_r, 20), rng.integers(0, n_e, 20), strict=True)
+        ),
+    )
+
+
+@pytest.mark.parametrize(("seed", "extra"), [(1, 0), (2, 1), (3, 3), (4, 12), (5, 0)])
+def test_pruned_solve_reaches_the_complete_optimum_on_medium_problems(seed: int, extra: int) -> None:
+    p = random_problem(seed, n_e=600, n_r=250)
+    full = core.solve(p, prune=False)
+    pruned = core.solve(p, extra=extra)
+    assert score(pruned) == score(full)
+    assert pruned.arcs < full.arcs  # it really pruned
+    assert sum(full.filled.values()) > 0 and full.unfilled  # contested: slots stay open
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 12).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.integers(-40, 40), min_size=n, max_size=n),
+            st.lists(
+                st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), st.integers(0, 50)), max_size=40
+            ),
+        )
+    )
+)
+def test_shortest_paths_agree_with_scipy_on_graphs_without_negative_cycles(graph: tuple) -> None:
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import bellman_ford
+
+    from incidents.matching.solver import shortest_paths
+
+    potential, edges = graph
+    n = len(potential)
+    edges = list({(t, h): c for t, h, c in edges if t != h}.items())
+    tails = np.array([t for (t, _), _ in edges], dtype=np.int64)
+    heads = np.array([h for (_, h), _ in edges], dtype=np.int64)
+    # cost = c + p(t) − p(h) with c ≥ 0: often negative, yet every cycle sums to Σc ≥ 0.
+    costs = np.array([float(c + potential[t] - potential[h]) for (t, h), c in edges], dtype=np.float64)
+    ours = shortest_paths(n, tails, heads, costs)
+    root = n  # scipy: a real root joined to every node at cost 0
+    graph_ = csr_matrix(
+        (np.r_[costs, np.zeros(n)], (np.r_[tails, np.full(n, root)], np.r_[heads, np.arange(n)])),
+        shape=(n + 1, n + 1),
+    )
+    assert ours == pytest.approx(bellman_ford(graph_, directed=True, indices=root)[:n])
+
+
+def test_shortest_paths_refuse_a_negative_cycle() -> None:
+    from incidents.matching.solver import shortest_paths
+
+    with pytest.raises(RuntimeError, match="negative cycle"):
+        shortest_paths(2, np.array([0, 1]), np.array([1, 0]), np.array([-3.0, 1.0]))
