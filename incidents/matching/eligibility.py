@@ -175,16 +175,24 @@ def nearest_arcs(problem: Problem, index: Index, extra: int) -> Nearest:
         if rows is None:
             continue  # nobody holds it: nothing to look at, nothing left out
         holders = np.unique(index.cred_expert[rows])
-        k = min(len(holders), int(req.open[mine].max()) + extra)
+        # Requests at one place for one qualification see the same nearest people: each looks at
+        # as many as the whole group needs, plus `extra`.
+        place = np.unique(np.column_stack([req.lat[mine], req.lon[mine]]), axis=0, return_inverse=True)[
+            1
+        ].ravel()
+        wanted = np.bincount(place, weights=req.open[mine]).astype(np.int64)[place] + extra
+        wanted = np.minimum(wanted, len(holders))
+        k = int(wanted.max())
         tree = cKDTree(index.xyz[holders])
         chord, pos = tree.query(req_xyz[mine], k=k)
         chord, pos = chord.reshape(len(mine), k), pos.reshape(len(mine), k)
         km = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2, 0, 1))
-        if k < len(holders):  # others exist beyond the K-th: they are at least that far
-            bound[mine] = km[:, -1]
-        r = np.repeat(mine, k)
-        e = holders[pos.ravel()]
-        keep = _eligible(problem, index, r, e, km.ravel(), q)
+        looked = np.arange(k)[None, :] < wanted[:, None]  # each request's own K nearest
+        partial = wanted < len(holders)  # others exist beyond its K-th: at least that far
+        bound[mine[partial]] = km[partial, wanted[partial] - 1]
+        r = np.repeat(mine, k)[looked.ravel()]
+        e = holders[pos[looked]]
+        keep = _eligible(problem, index, r, e, km[looked], q)
         out_r.append(r[keep])
         out_e.append(e[keep])
         out_km.append(great_circle_km(req.lat[r[keep]], req.lon[r[keep]], exp.lat[e[keep]], exp.lon[e[keep]]))

@@ -221,7 +221,7 @@ def solve(problem: Problem, *, extra: int = NEAREST_EXTRA, prune: bool = True) -
         suspects = np.flatnonzero(np.isfinite(bound_km))  # requests whose candidates were pruned
         if not len(suspects):
             break
-        added = _violations(problem, net, chosen, arc_r, arc_e, suspects, bound_km, exact)
+        added = _violations(problem, net, chosen, arc_r, arc_e, suspects, bound_km, exact, index)
         if not added:
             break
         parts.extend(added)
@@ -251,6 +251,7 @@ def _violations(
     suspects: Ints,
     bound_km: Floats,
     exact: Callable[[int], tuple[Ints, Floats, dict[str, int]]],
+    index: Index,
 ) -> list[tuple[Ints, Ints, Floats]]:
     """Left-out arcs with a negative reduced cost (they could improve the answer); none means the
     answer is optimal for the complete graph."""
@@ -259,31 +260,53 @@ def _violations(
     n_e = len(net.experts)
     source_pi = float(pi[0])
     outside_pi = min(0.0, source_pi)  # an expert outside the graph: reached only from the source
-    pi_min = min(outside_pi, float(pi[2 : 2 + n_e].min(initial=0.0)))
+    # The lowest potential any candidate of a request can have: only holders of its
+    # qualification can be candidates, so take the minimum over those in the graph.
+    expert_pi = np.full(len(problem.experts.ids), outside_pi)
+    expert_pi[net.experts] = np.minimum(pi[2 : 2 + n_e], outside_pi)
+    lowest = {
+        q: float(expert_pi[index.cred_expert[rows]].min(initial=outside_pi))
+        for q, rows in index.qual_rows.items()
+    }
+    pi_min = np.array([lowest.get(int(q), outside_pi) for q in req.qualification[suspects]], dtype=np.float64)
     node_of = np.full(len(req.ids), -1, dtype=np.int64)
     node_of[net.requests] = 2 + n_e + np.arange(len(net.requests))
     # A request outside the graph has only its arc to the sink: the sink's potential is valid.
     sink_pi = float(pi[1])
     pi_r = np.where(node_of[suspects] >= 0, pi[np.maximum(node_of[suspects], 0)], sink_pi)
     weight = net.weight[req.priority[suspects]]
-    # Cheap test first: nobody left out lives nearer than the bound, no potential is below pi_min.
+    # Cheap test first: nobody left out lives nearer than the bound, nor has a lower potential.
     unsure = suspects[to_units(bound_km[suspects]) - weight + pi_min < pi_r]
-    added = []
-    for r in unsure.tolist():
-        cand, km, _ = exact(r)
-        present = np.isin(cand, arc_e[arc_r == r])
-        cand, km = cand[~present], km[~present]
-        pos = np.searchsorted(net.experts, cand)
-        inside = pos < n_e
-        inside[inside] = net.experts[pos[inside]] == cand[inside]
-        pi_e = np.full(len(cand), outside_pi)
-        pi_e[inside] = pi[2 + pos[inside]]
-        r_pi = pi[node_of[r]] if node_of[r] >= 0 else sink_pi
-        reduced = to_units(km) - net.weight[req.priority[r]] + pi_e - r_pi
-        bad = reduced < 0
-        if bad.any():
-            added.append((np.full(int(bad.sum()), r, dtype=np.int64), cand[bad], km[bad]))
-    return added
+    if not len(unsure):
+        return []
+    # Every unsure request's exact candidates at once (each list nearest first).
+    lists = [exact(r) for r in unsure.tolist()]
+    sizes = np.array([len(c) for c, _, _ in lists], dtype=np.int64)
+    r = np.repeat(unsure, sizes)
+    e = np.concatenate([c for c, _, _ in lists]).astype(np.int64)
+    km = np.concatenate([k for _, k, _ in lists]).astype(np.float64)
+    n_experts = len(problem.experts.ids)
+    # Arcs already in the graph: unchosen ones are residual arcs, so their reduced cost is ≥ 0
+    # by construction; only the chosen ones (saturated) must be told apart.
+    chosen_for = np.full(n_experts, -1, dtype=np.int64)  # each expert is chosen at most once
+    chosen_for[arc_e[chosen]] = arc_r[chosen]
+    present = chosen_for[e] == r
+    pos = np.searchsorted(net.experts, e)
+    inside = pos < n_e
+    inside[inside] = net.experts[pos[inside]] == e[inside]
+    pi_e = np.full(len(e), outside_pi)
+    pi_e[inside] = pi[2 + pos[inside]]
+    pi_own = np.where(node_of[r] >= 0, pi[np.maximum(node_of[r], 0)], sink_pi)
+    reduced = to_units(km) - net.weight[req.priority[r]] + pi_e - pi_own
+    bad = np.flatnonzero((reduced < 0) & ~present)
+    if not len(bad):
+        return []
+    # Nearest violators first, a round's worth per request: keeps each graph small; the next
+    # round's potentials judge the rest again.
+    first = np.r_[0, np.flatnonzero(r[bad][1:] != r[bad][:-1]) + 1]
+    rank = np.arange(len(bad)) - np.repeat(first, np.diff(np.r_[first, len(bad)]))
+    bad = bad[rank < req.open[r[bad]] + NEAREST_EXTRA]
+    return [(r[bad], e[bad], km[bad])]
 
 
 def _answer(
