@@ -77,7 +77,8 @@ def build_and_time(experts: int, slots: int) -> None:
     again = run(incident, by=None, today=today)  # replaces every unlocked proposal
     t4 = time.perf_counter()
     print(
-        f"matching from the database on {engine}: {experts:,} experts, {len(rows):,} requests, {total:,} slots"
+        f"matching from the database on {engine}: {experts:,} experts, "
+        f"{len(rows):,} requests, {total:,} slots"
     )
     print(f"  (building the database took {built:.1f} s)")
     print(f"  load only              : {t1 - t0:6.2f} s  ({len(loaded.expert_ids):,} active experts)")
