@@ -147,6 +147,10 @@ def test_what_if_wider_radius_and_unverified(world: World, requests: dict[str, R
     assert sum(loose["summary"]["filled"].values()) == 1
     reasons = next(u["reasons"] for u in base["unfilled"] if u["request"] == world.request.pk)
     assert reasons["too_far"] == 1 and reasons["unverified"] == 1
+    # A what-if says what it gains against the plain run.
+    assert "compared_to_plain" not in base["summary"]
+    assert wider["summary"]["compared_to_plain"]["filled"] == {"critical": 1, "high": 0, "normal": 0}
+    assert wider["summary"]["compared_to_plain"]["total_distance_km"] == wider["summary"]["total_distance_km"]
 
 
 def test_ended_requests_are_history_and_running_ones_start_today(

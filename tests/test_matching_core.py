@@ -472,3 +472,17 @@ def test_shortest_paths_refuse_a_negative_cycle() -> None:
 
     with pytest.raises(RuntimeError, match="negative cycle"):
         shortest_paths(2, np.array([0, 1]), np.array([1, 0]), np.array([-3.0, 1.0]))
+
+
+def test_the_core_is_pure_python_with_no_django() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, incidents.matching.core; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PATH": ""}
+    )
+    assert out.stdout.strip() == "[]"

@@ -298,6 +298,23 @@ def document(incident: Incident, loaded: Loaded, solution: core.Solution, second
     }
 
 
+def _gain(incident: Incident, doc: dict[str, Any], today: date) -> dict[str, Any]:
+    """What the what-if overrides change against a plain run: more slots filled, more travel."""
+    plain = document(
+        incident,
+        loaded := load(incident, Options(dry_run=True), today=today),
+        core.solve(loaded.problem),
+        0.0,
+    )
+    filled, before = doc["summary"]["filled"], plain["summary"]["filled"]
+    return {
+        "filled": {p: filled[p] - before[p] for p in core.PRIORITIES},
+        "total_distance_km": round(
+            doc["summary"]["total_distance_km"] - plain["summary"]["total_distance_km"], 1
+        ),
+    }
+
+
 def run(
     incident: Incident, *, by: User | None, options: Options = Options(), today: date | None = None
 ) -> dict[str, Any]:
@@ -313,6 +330,8 @@ def run(
         loaded = load(incident, options, today=today)
         solution = core.solve(loaded.problem)
         doc = document(incident, loaded, solution, 0.0)
+        if options.radius_km is not None or options.include_unverified:
+            doc["summary"]["compared_to_plain"] = _gain(incident, doc, today)
         if not options.dry_run:
             workflow.replace_proposals(
                 incident,

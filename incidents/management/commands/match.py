@@ -66,6 +66,13 @@ class Command(BaseCommand):
         for priority in ("critical", "high", "normal"):
             filled, still_open = summary["filled"][priority], summary["open"][priority]
             self.stdout.write(f"  {priority:<8} filled {filled:>5}   open {still_open:>5}")
+        gain = summary.get("compared_to_plain")
+        if gain:
+            more = ", ".join(f"{n:+d} {p}" for p, n in gain["filled"].items())
+            self.stdout.write(
+                f"  what-if against a plain run: {more} slots filled, "
+                f"{gain['total_distance_km']:+.1f} km of travel"
+            )
         for row in doc["unfilled"]:
             reasons = ", ".join(
                 f"{name} {n}" for name, n in sorted(row["reasons"].items(), key=lambda kv: -kv[1])
