@@ -230,7 +230,8 @@ def _why(loaded: Loaded, proposal: core.Proposal) -> str:
     distance = f"{proposal.km:.1f} km away in {home or 'an unnamed place'} (limit {proposal.limit_km:.0f} km)"
     why = (
         f"{slot}: {first} {last} holds a {credential}; is available {window}; lives {distance}; "
-        f"nearest eligible #{proposal.rank} of {proposal.eligible}."
+        f"nearest eligible #{proposal.rank} of {proposal.eligible}"
+        + ("." if proposal.complete else " weighed (the rest live farther away).")
     )
     margin = (expires - request.end).days if expires else None
     if margin is not None and margin <= EXPIRY_WARNING_DAYS:
