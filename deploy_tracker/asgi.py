@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django; websocket routes join as the live-updates room adds them."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels (session or token auth)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploy_tracker.settings")
 # Django must be set up before anything imports models (consumers do).
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up first)
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from deploy_tracker.routing import websocket_urlpatterns  # noqa: E402
+from deploy_tracker.ws_auth import OriginCheck, TokenAuthMiddleware  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        # A browser's Origin must be one of ALLOWED_HOSTS (its cookie would otherwise ride along
+        # from any site); other systems send no Origin and must use a token.
+        "websocket": OriginCheck(AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))),
+    }
+)

@@ -87,6 +87,13 @@ def role_in(user: Actor, incident: Incident | int) -> str | None:
     )
 
 
+def can_view_incident(user: Actor, incident: Incident | int) -> bool:
+    """Superusers and every member of the incident (commander, finance, viewer)."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return bool(user.is_superuser) or role_in(user, incident) is not None
+
+
 def can_command(user: Actor, incident: Incident | int) -> bool:
     """Superusers and the incident's commanders may run its operations."""
     if not user.is_authenticated:

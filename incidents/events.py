@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from incidents import live
 from incidents.models import Deployment, Event
 
 if TYPE_CHECKING:
@@ -47,3 +48,20 @@ def deployment_event(
             **data,
         },
     )
+
+
+def write(events: list[Event]) -> list[Event]:
+    """Insert events in the caller's transaction and announce them once it commits.
+
+    The advisory lock (PostgreSQL) makes one incident's events commit in id order, which is
+    what lets a reconnecting client replay "everything after id N" without a gap.
+    """
+    if not events:
+        return events
+    live.serialize_commits(e.incident_id for e in events)
+    if len(events) == 1:
+        events[0].save()
+    else:
+        Event.objects.bulk_create(events)
+    live.queue(e.pk for e in events)
+    return events

@@ -38,7 +38,7 @@ from deploy_tracker.errors import (
     RequestFull,
 )
 from incidents import access, events
-from incidents.models import Approval, Deployment, Event, HealthScreening, Incident, RoleRequest
+from incidents.models import Approval, Deployment, HealthScreening, Incident, RoleRequest
 from resources.models import Expert
 
 if TYPE_CHECKING:
@@ -145,9 +145,13 @@ def _event(
     for_responder: bool = True,
     **data: Any,
 ) -> None:
-    events.deployment_event(
-        deployment, type, actor=by, at=at, previous=previous, for_responder=for_responder, **data
-    ).save()
+    events.write(
+        [
+            events.deployment_event(
+                deployment, type, actor=by, at=at, previous=previous, for_responder=for_responder, **data
+            )
+        ]
+    )
 
 
 def _require_commander(by: Actor, deployment: Deployment, verb: str) -> None:
@@ -655,5 +659,5 @@ def replace_proposals(
         events.deployment_event(d, "deployment.proposed", actor=actor, at=now, previous=None, why=d.why)
         for d in created
     ]
-    Event.objects.bulk_create(rows)
+    events.write(rows)
     return created, [d.pk for d in replaced]

@@ -1,0 +1,117 @@
+"""WebSocket doors: the incident picture for its members, and a responder's own feed.
+
+Authorised once, at connect; a refused client gets a close code and no data (4401: not logged
+in, 4403: not allowed). Handlers only forward what `incidents.live` publishes — no database work
+per message. `?since=<event id>` replays every later event the user may see, in order, before
+the live ones; past `REPLAY_CAP` events the client is told to reload instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db.models import Q
+
+from incidents import live
+from incidents.access import can_view_incident
+from incidents.models import Event
+from resources.models import Expert
+
+REPLAY_CAP = 1_000
+NOT_LOGGED_IN, NOT_ALLOWED = 4401, 4403
+
+
+class _LiveConsumer(AsyncWebsocketConsumer):
+    """Shared by both feeds: refuse, join one group, replay, then forward."""
+
+    group: str
+    last_id = 0
+
+    async def refuse(self, code: int) -> None:
+        await self.accept()
+        await self.close(code=code)
+
+    async def start(self, group: str, events: Q) -> None:
+        self.group = group
+        # Join before replaying: whatever commits meanwhile arrives live, and `last_id` drops
+        # what the replay already sent.
+        await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        since = _since(self.scope)
+        if since is None:
+            self.last_id = await database_sync_to_async(_newest)(events)
+            return
+        missed, newest = await database_sync_to_async(_replay)(events, since)
+        if missed is None:
+            await self.send(text_data=json.dumps({"reload": True}))
+        elif missed:
+            await self.send(text_data=missed)
+        self.last_id = max(newest, since)
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "group", None):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def live_events(self, message: live.GroupMessage) -> None:
+        if message["last"] <= self.last_id:
+            return  # already replayed
+        self.last_id = message["last"]
+        await self.send(text_data=message["text"])
+
+
+class IncidentConsumer(_LiveConsumer):
+    """`/ws/incidents/<id>/`: the incident's commanders, finance officers and viewers."""
+
+    async def connect(self) -> None:
+        user = self.scope["user"]
+        if not user.is_authenticated:
+            return await self.refuse(NOT_LOGGED_IN)
+        incident_id = int(self.scope["url_route"]["kwargs"]["incident_id"])
+        if not await database_sync_to_async(can_view_incident)(user, incident_id):
+            return await self.refuse(NOT_ALLOWED)
+        await self.start(live.incident_group(incident_id), Q(incident_id=incident_id))
+
+
+class ResponderConsumer(_LiveConsumer):
+    """`/ws/me/`: a responder's own offers and deployments."""
+
+    async def connect(self) -> None:
+        user = self.scope["user"]
+        if not user.is_authenticated:
+            return await self.refuse(NOT_LOGGED_IN)
+        expert_id = await database_sync_to_async(_expert_of)(user)
+        if expert_id is None:
+            return await self.refuse(NOT_ALLOWED)
+        await self.start(live.expert_group(expert_id), Q(expert_id=expert_id))
+
+
+def _since(scope: dict[str, Any]) -> int | None:
+    values = parse_qs(scope.get("query_string", b"").decode()).get("since")
+    if not values:
+        return None
+    try:
+        return max(0, int(values[0]))
+    except ValueError:
+        return None
+
+
+def _expert_of(user: Any) -> int | None:
+    return Expert.objects.filter(user=user, active=True).values_list("pk", flat=True).first()
+
+
+def _newest(events: Q) -> int:
+    return Event.objects.filter(events).order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def _replay(events: Q, since: int) -> tuple[str | None, int]:
+    """The events after `since` as one message (None past the cap), and the newest id."""
+    rows = list(Event.objects.filter(events, id__gt=since).order_by("id")[: REPLAY_CAP + 1])
+    if len(rows) > REPLAY_CAP:
+        return None, _newest(events)
+    if not rows:
+        return "", since
+    return live.message_text(rows), rows[-1].pk
