@@ -404,3 +404,19 @@ def test_a_move_cannot_be_recorded_in_the_future(world: World) -> None:
         workflow.accept(offered(world), by=world.alice_user, at=timezone.now() + timedelta(hours=1))
     assert caught.value.field == "at"
     assert not Event.objects.exists()
+
+
+def test_expire_offers_command_expires_lapsed_offers_and_reports_them(world: World) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    lapsed = offered(world, offer_expires_at=timezone.now() - timedelta(minutes=5))
+    offered(world, expert=world.bob)
+    out = StringIO()
+    call_command("expire_offers", stdout=out)
+    assert f"deployment #{lapsed.pk}" in out.getvalue()
+    assert "1 offer(s) expired." in out.getvalue()
+    assert Deployment.objects.get(pk=lapsed.pk).status == Status.EXPIRED
+    call_command("expire_offers", stdout=(again := StringIO()))
+    assert "0 offer(s) expired." in again.getvalue()
