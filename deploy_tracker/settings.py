@@ -126,7 +126,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 # Stored in UTC; shown in each incident's own time zone (Incident.timezone).
@@ -170,6 +172,8 @@ SPECTACULAR_SETTINGS = {
 # --- Email ---------------------------------------------------------------------------------
 MAILERS = env_email("EMAIL_URL")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", default="deploy-tracker@localhost")
+# Where people reach this server: the base of the links in emails and calendar feeds.
+SITE_URL = env_str("SITE_URL", default="http://127.0.0.1:8000")
 
 # --- Production hardening (all on when DEBUG is off) ----------------------------------------
 if not DEBUG:

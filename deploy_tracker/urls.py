@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
+from incidents import views
 from incidents.api import MatchView
 
 admin.site.site_header = "Deploy Tracker"
@@ -20,5 +21,12 @@ urlpatterns = [
     path("api/incidents/<int:pk>/match/", MatchView.as_view(), name="api-incident-match"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("offers/<str:token>/", views.offer_answer, name="offer-answer"),
+    path("me/", views.my_deployments, name="my-deployments"),
+    path("me/deployments/<int:pk>/accept/", views.answer_offer, {"answer": "accept"}, name="my-accept"),
+    path("me/deployments/<int:pk>/decline/", views.answer_offer, {"answer": "decline"}, name="my-decline"),
+    path("me/calendar/<str:token>.ics", views.my_calendar, name="my-calendar"),
 ]

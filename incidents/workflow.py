@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
@@ -37,7 +38,7 @@ from deploy_tracker.errors import (
     ReleaseBlocked,
     RequestFull,
 )
-from incidents import access, events
+from incidents import access, events, offers
 from incidents.models import Approval, Deployment, HealthScreening, Incident, RoleRequest
 from resources.models import Expert
 
@@ -160,11 +161,15 @@ def _require_commander(by: Actor, deployment: Deployment, verb: str) -> None:
         raise NotAllowed(f"Only a commander of incident {incident.number} can {verb} a deployment.")
 
 
-def _require_responder_or_commander(by: Actor, deployment: Deployment, verb: str) -> None:
-    if access.is_own(by, deployment):
+def _require_responder_or_commander(
+    by: Actor | None, deployment: Deployment, verb: str, by_link: bool
+) -> None:
+    if by_link:
+        return  # the signed link in the offer email proved who is answering (incidents/offers.py)
+    if by is not None and access.is_own(by, deployment):
         return
     incident = deployment.request.facility.incident
-    if not access.can_command(by, incident):
+    if by is None or not access.can_command(by, incident):
         raise NotAllowed(
             f"Only the responder or a commander of incident {incident.number} can {verb} this offer."
         )
@@ -303,6 +308,8 @@ def offer(
                 offer_expires_at=expires_at,
             )
             _event(deployment, "deployment.offered", by=by, previous=previous, at=now, expires_at=expires_at)
+            # The email goes out only if the offer really happened (after commit).
+            transaction.on_commit(partial(offers.send_offer_email, deployment.pk), robust=True)
     except IntegrityError as exc:
         # A concurrent offer committed between our check and our write (PostgreSQL only).
         if OVERLAP_CONSTRAINT in str(exc):
@@ -311,10 +318,12 @@ def offer(
     return deployment
 
 
-def accept(deployment: Deployment | int, *, by: Actor, at: datetime | None = None) -> Deployment:
-    """The responder (or a commander on their behalf) accepts an open offer."""
+def accept(
+    deployment: Deployment | int, *, by: Actor | None, at: datetime | None = None, by_link: bool = False
+) -> Deployment:
+    """The responder (or a commander on their behalf, or the offer email's link) accepts an offer."""
     deployment = _fresh(deployment)
-    _require_responder_or_commander(by, deployment, "accept")
+    _require_responder_or_commander(by, deployment, "accept", by_link)
     now = _when(at)
     _expire_if_lapsed(deployment, now)
     with transaction.atomic():
@@ -332,17 +341,23 @@ def accept(deployment: Deployment | int, *, by: Actor, at: datetime | None = Non
             by=by,
             previous=previous,
             at=now,
-            on_behalf=not access.is_own(by, deployment),
+            on_behalf=not by_link and not (by is not None and access.is_own(by, deployment)),
+            via="email link" if by_link else "app",
         )
     return deployment
 
 
 def decline(
-    deployment: Deployment | int, *, by: Actor, reason: str = "", at: datetime | None = None
+    deployment: Deployment | int,
+    *,
+    by: Actor | None,
+    reason: str = "",
+    at: datetime | None = None,
+    by_link: bool = False,
 ) -> Deployment:
-    """The responder (or a commander on their behalf) declines an open offer."""
+    """The responder (or a commander on their behalf, or the offer email's link) declines."""
     deployment = _fresh(deployment)
-    _require_responder_or_commander(by, deployment, "decline")
+    _require_responder_or_commander(by, deployment, "decline", by_link)
     now = _when(at)
     _expire_if_lapsed(deployment, now)
     with transaction.atomic():
@@ -354,7 +369,15 @@ def decline(
             responded_at=now,
             reason=reason.strip(),
         )
-        _event(deployment, "deployment.declined", by=by, previous=previous, at=now, reason=reason.strip())
+        _event(
+            deployment,
+            "deployment.declined",
+            by=by,
+            previous=previous,
+            at=now,
+            reason=reason.strip(),
+            via="email link" if by_link else "app",
+        )
     return deployment
 
 
@@ -404,14 +427,15 @@ def expire(
     return deployment
 
 
-def expire_due_offers(*, at: datetime | None = None) -> list[Deployment]:
-    """Expire every offer past its deadline, each in its own transaction; returns those expired."""
+def expire_due_offers(*, at: datetime | None = None, expert_id: int | None = None) -> list[Deployment]:
+    """Expire every offer past its deadline (of one expert, if given), each in its own
+    transaction; returns those expired."""
     now = _when(at)
-    due = Deployment.objects.filter(status=Status.OFFERED, offer_expires_at__lte=now).values_list(
-        "pk", flat=True
-    )
+    due = Deployment.objects.filter(status=Status.OFFERED, offer_expires_at__lte=now)
+    if expert_id is not None:
+        due = due.filter(expert_id=expert_id)
     expired = []
-    for pk in list(due):
+    for pk in list(due.values_list("pk", flat=True)):
         try:
             expired.append(expire(pk, at=now))
         except IllegalTransition:

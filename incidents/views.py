@@ -1,0 +1,160 @@
+"""Pages for people: the offer link, a responder's own deployments and calendar, the home page.
+
+Thin doors: each view checks who is asking, calls one service in incidents/workflow.py or
+incidents/offers.py, and renders; a refused move shows the service's own reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core import signing
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from deploy_tracker.errors import DomainError
+from incidents import calendar, offers, workflow
+from incidents.access import visible
+from incidents.models import Deployment, IncidentMembership
+from resources.models import Expert
+
+Status = Deployment.Status
+CALENDAR_SALT = "deploy-tracker.calendar"
+
+
+def home(request: HttpRequest) -> HttpResponseBase:
+    """Send each person where they work."""
+    if not request.user.is_authenticated:
+        return redirect("login")
+    if Expert.objects.filter(user_id=request.user.pk).exists():
+        return redirect("my-deployments")
+    if request.user.is_staff:
+        return redirect("admin:index")
+    memberships = IncidentMembership.objects.filter(user_id=request.user.pk).select_related("incident")
+    return render(request, "incidents/home.html", {"memberships": memberships})
+
+
+# --- The offer email's link -----------------------------------------------------------------------
+
+
+def offer_answer(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows the offer; only a POST answers it (mail scanners follow links, never forms)."""
+    try:
+        deployment = offers.read_token(token).deployment
+    except DomainError as exc:
+        return render(
+            request, "incidents/offer_answer.html", {"problem": exc.message}, status=exc.http_status
+        )
+    owner = deployment.expert.user
+    if request.user.is_authenticated and owner is not None and request.user.pk != owner.pk:
+        problem = f"This offer is for {deployment.expert.full_name}. Sign out to use their link."
+        return render(request, "incidents/offer_answer.html", {"problem": problem}, status=403)
+    if request.method == "POST":
+        answer = request.POST.get("answer")
+        try:
+            if answer == "accept":
+                workflow.accept(deployment, by=owner, by_link=True)
+            elif answer == "decline":
+                workflow.decline(deployment, by=owner, reason=request.POST.get("reason", ""), by_link=True)
+            else:
+                return render(
+                    request, "incidents/offer_answer.html", _offer_context(deployment, token), status=400
+                )
+        except DomainError as exc:
+            return render(
+                request, "incidents/offer_answer.html", {"problem": exc.message}, status=exc.http_status
+            )
+        deployment.refresh_from_db()
+        return render(
+            request, "incidents/offer_answer.html", {**_offer_context(deployment, token), "answered": True}
+        )
+    return render(request, "incidents/offer_answer.html", _offer_context(deployment, token))
+
+
+def _offer_context(deployment: Deployment, token: str) -> dict[str, Any]:
+    incident = deployment.request.facility.incident
+    deadline = incident.local(deployment.offer_expires_at) if deployment.offer_expires_at else None
+    return {"deployment": deployment, "token": token, "incident": incident, "deadline": deadline}
+
+
+# --- My deployments ---------------------------------------------------------------------------------
+
+
+def _own(request: HttpRequest) -> Expert:
+    expert = Expert.objects.filter(user=request.user).first() if request.user.is_authenticated else None
+    if expert is None:
+        raise Http404("Only a rostered responder has deployments of their own.")
+    return expert
+
+
+def _my_deployments(user: Any) -> QuerySet[Deployment]:
+    return visible(user, Deployment.objects.filter(expert__user=user)).select_related(
+        "request__facility__incident", "request__qualification"
+    )
+
+
+@login_required
+def my_deployments(request: HttpRequest) -> HttpResponse:
+    """Open offers, what is coming and what is on now, and the past: one phone-sized page."""
+    expert = _own(request)
+    assert isinstance(request.user, User)
+    workflow.expire_due_offers(expert_id=expert.pk)  # a lapsed offer is shown as what it is
+    mine = list(_my_deployments(request.user).order_by("start", "pk"))
+    today = timezone.localdate()
+    feed = reverse("my-calendar", args=[signing.dumps(request.user.pk, salt=CALENDAR_SALT)])
+    return render(
+        request,
+        "incidents/my_deployments.html",
+        {
+            "expert": expert,
+            "offers": [d for d in mine if d.status == Status.OFFERED],
+            "coming": [d for d in mine if d.status in (Status.ACCEPTED, Status.ON_SITE)],
+            "past": [d for d in reversed(mine) if d.status in Deployment.FINAL][:20],
+            "today": today,
+            "calendar_url": request.build_absolute_uri(feed),
+        },
+    )
+
+
+@login_required
+@require_POST
+def answer_offer(request: HttpRequest, pk: int, answer: str) -> HttpResponse:
+    """Accept or decline one of my offers from the page (signed in)."""
+    _own(request)
+    assert isinstance(request.user, User)
+    deployment = get_object_or_404(_my_deployments(request.user), pk=pk)
+    try:
+        if answer == "accept":
+            workflow.accept(deployment, by=request.user)
+            messages.success(
+                request, f"Accepted: {deployment.request.facility.name}, from {deployment.start:%b %d}."
+            )
+        else:
+            workflow.decline(deployment, by=request.user, reason=request.POST.get("reason", ""))
+            messages.success(request, "Declined. Thank you for answering.")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return redirect("my-deployments")
+
+
+def my_calendar(request: HttpRequest, token: str) -> HttpResponse:
+    """An iCalendar feed of my deployments; its address is the credential (calendar apps have
+    no session), signed for one user."""
+    try:
+        user_id = signing.loads(token, salt=CALENDAR_SALT)
+    except signing.BadSignature:
+        raise Http404("Unknown calendar.") from None
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        raise Http404("Unknown calendar.")
+    mine = _my_deployments(user).filter(status__in=[Status.OFFERED, *Deployment.HOLDING, Status.RELEASED])
+    response = HttpResponse(calendar.feed(mine), content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = 'inline; filename="deployments.ics"'
+    return response
