@@ -89,7 +89,6 @@ def send_offer_email(deployment_id: int) -> None:
         "request": request,
         "facility": request.facility,
         "incident": incident,
-        "deadline": incident.local(deployment.offer_expires_at),
         "url": answer_url(deployment),
     }
     subject = (

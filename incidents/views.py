@@ -80,8 +80,7 @@ def offer_answer(request: HttpRequest, token: str) -> HttpResponse:
 
 def _offer_context(deployment: Deployment, token: str) -> dict[str, Any]:
     incident = deployment.request.facility.incident
-    deadline = incident.local(deployment.offer_expires_at) if deployment.offer_expires_at else None
-    return {"deployment": deployment, "token": token, "incident": incident, "deadline": deadline}
+    return {"deployment": deployment, "token": token, "incident": incident}
 
 
 # --- My deployments ---------------------------------------------------------------------------------
@@ -108,7 +107,8 @@ def my_deployments(request: HttpRequest) -> HttpResponse:
     workflow.expire_due_offers(expert_id=expert.pk)  # a lapsed offer is shown as what it is
     mine = list(_my_deployments(request.user).order_by("start", "pk"))
     today = timezone.localdate()
-    feed = reverse("my-calendar", args=[signing.dumps(request.user.pk, salt=CALENDAR_SALT)])
+    # A stable address (no timestamp): a calendar subscription keeps working.
+    feed = reverse("my-calendar", args=[signing.Signer(salt=CALENDAR_SALT).sign_object(request.user.pk)])
     return render(
         request,
         "incidents/my_deployments.html",
@@ -148,7 +148,7 @@ def my_calendar(request: HttpRequest, token: str) -> HttpResponse:
     """An iCalendar feed of my deployments; its address is the credential (calendar apps have
     no session), signed for one user."""
     try:
-        user_id = signing.loads(token, salt=CALENDAR_SALT)
+        user_id = signing.Signer(salt=CALENDAR_SALT).unsign_object(token)
     except signing.BadSignature:
         raise Http404("Unknown calendar.") from None
     user = User.objects.filter(pk=user_id, is_active=True).first()

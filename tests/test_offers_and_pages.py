@@ -42,6 +42,9 @@ def test_an_offer_emails_the_responder_everything_they_need(
     assert message.to == [world.alice.email]
     assert world.incident.number in message.subject and world.request.facility.name in message.subject
     body = message.body
+    world.incident.refresh_from_db()
+    local = d.offer_expires_at.astimezone(world.incident.tz)
+    assert f"{local:%H:%M} {local.tzname()}" in body  # the deadline as the incident reads it
     for expected in (
         "Registered Nurse",
         world.request.facility.name,
