@@ -20,9 +20,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from deploy_tracker.errors import DomainError
-from incidents import calendar, offers, workflow
+from incidents import calendar, offers, selectors, workflow
 from incidents.access import visible
-from incidents.models import Deployment, IncidentMembership
+from incidents.models import Deployment, Event, Incident, IncidentMembership
 from resources.models import Expert
 
 Status = Deployment.Status
@@ -158,3 +158,34 @@ def my_calendar(request: HttpRequest, token: str) -> HttpResponse:
     response = HttpResponse(calendar.feed(mine), content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = 'inline; filename="deployments.ics"'
     return response
+
+
+# --- The incident picture -----------------------------------------------------------------------
+
+
+def _incident_for(request: HttpRequest, pk: int) -> Incident:
+    return get_object_or_404(visible(request.user, Incident.objects.all()), pk=pk)
+
+
+def _fill_context(incident: Incident) -> dict[str, Any]:
+    today = timezone.localdate(timezone=incident.tz)
+    rows = [r for r in selectors.request_fill(incident) if r.end >= today]
+    return {"incident": incident, "rows": rows, "totals": selectors.totals(rows)}
+
+
+@login_required
+def incident_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """Fill status per request, totals and alerts; the page's script keeps them live."""
+    incident = _incident_for(request, pk)
+    newest = Event.objects.filter(incident=incident).order_by("-id").values_list("id", flat=True).first() or 0
+    return render(
+        request,
+        "incidents/incident.html",
+        {**_fill_context(incident), "alerts": selectors.alerts(incident), "last_event": newest},
+    )
+
+
+@login_required
+def incident_fill(request: HttpRequest, pk: int) -> HttpResponse:
+    """The fill table alone, for the page's script to swap in after live events."""
+    return render(request, "incidents/_fill.html", _fill_context(_incident_for(request, pk)))

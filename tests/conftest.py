@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import pytest
@@ -72,13 +73,17 @@ def world(db: None) -> World:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests of PostgreSQL-only machinery run when DATABASE_URL points at PostgreSQL (CI does)."""
-    if django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        return
-    skip = pytest.mark.skip(reason="PostgreSQL only; run with DATABASE_URL=postgres://… (CI does)")
+    """Tests of PostgreSQL-only or Redis-only machinery run when DATABASE_URL / REDIS_URL point at
+    them; CI's second run does (a missing service fails there, it never skips)."""
+    on_postgresql = django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    needs = {
+        "postgresql": (on_postgresql, "PostgreSQL only; run with DATABASE_URL=postgres://… (CI does)"),
+        "redis": (bool(os.environ.get("REDIS_URL")), "needs Redis; run with REDIS_URL=redis://… (CI does)"),
+    }
     for item in items:
-        if item.get_closest_marker("postgresql"):
-            item.add_marker(skip)
+        for marker, (available, why) in needs.items():
+            if item.get_closest_marker(marker) and not available:
+                item.add_marker(pytest.mark.skip(reason=why))
 
 
 def offered(world: World, expert: Expert | None = None, **kwargs: object) -> Deployment:

@@ -1,0 +1,66 @@
+"""Reads shared by several doors (the incident page, its live fragment, later the API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, QuerySet
+
+from incidents.models import Deployment, Event, Incident, RoleRequest
+
+Status = Deployment.Status
+ALERT_TYPES = (
+    "deployment.declined",
+    "deployment.expired",
+    "deployment.cancelled",
+    "deployment.screening_failed",
+)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Slots of an incident's running and coming requests, by how far they are filled."""
+
+    requested: int
+    on_site: int
+    accepted: int
+    offered: int
+    proposed: int
+
+    @property
+    def open(self) -> int:
+        return max(0, self.requested - self.on_site - self.accepted - self.offered - self.proposed)
+
+
+def request_fill(incident: Incident) -> QuerySet[RoleRequest]:
+    """Each request not yet ended with its deployments counted per state, in one query."""
+
+    def count(status: str) -> Count:
+        return Count("deployments", filter=Q(deployments__status=status))
+
+    return (
+        RoleRequest.objects.filter(facility__incident=incident)
+        .select_related("facility", "qualification")
+        .annotate(
+            n_on_site=count(Status.ON_SITE),
+            n_accepted=count(Status.ACCEPTED),
+            n_offered=count(Status.OFFERED),
+            n_proposed=count(Status.PROPOSED),
+        )
+        .order_by("priority", "facility__code", "start", "pk")
+    )
+
+
+def totals(rows: list[RoleRequest]) -> Totals:
+    return Totals(
+        requested=sum(r.quantity for r in rows),
+        on_site=sum(r.n_on_site for r in rows),  # type: ignore[attr-defined]
+        accepted=sum(r.n_accepted for r in rows),  # type: ignore[attr-defined]
+        offered=sum(r.n_offered for r in rows),  # type: ignore[attr-defined]
+        proposed=sum(r.n_proposed for r in rows),  # type: ignore[attr-defined]
+    )
+
+
+def alerts(incident: Incident, limit: int = 30) -> QuerySet[Event]:
+    """What a commander must react to: declines, expiries, cancellations, failed screenings."""
+    return Event.objects.filter(incident=incident, type__in=ALERT_TYPES).order_by("-id")[:limit]

@@ -1,0 +1,141 @@
+"""End to end over real sockets: a Daphne server on Redis, a `websockets` client as commander,
+a responder accepting over HTTP, and the event arriving — plus a second server process sharing
+the Redis layer, so an event made through one reaches a client of the other."""
+
+from __future__ import annotations
+
+import asyncio
+import http.cookiejar
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import dj_database_url
+import pytest
+import websockets
+from django.conf import settings
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from incidents import offers, workflow
+from incidents.models import Deployment
+from tests.conftest import World
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def database_url() -> str:
+    """The test database this process uses, as a URL a server process can open."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def servers() -> Iterator[list[str]]:
+    """Two Daphne processes on the same database and the same Redis channel layer."""
+    assert dj_database_url  # the server parses DATABASE_URL with it too
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "DEBUG": "true",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    }
+    procs, urls = [], []
+    for _ in range(2):
+        port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "deploy_tracker.asgi:application",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        )
+        urls.append(f"127.0.0.1:{port}")
+    try:
+        for url, proc in zip(urls, procs, strict=True):
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://{url}/login/", timeout=2)
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(
+                            proc.stderr.read().decode() if proc.stderr else "daphne died"
+                        ) from None
+                    time.sleep(0.2)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def accept_by_link(base: str, deployment: Deployment) -> int:
+    """What a responder's phone does: open the emailed link, then press Accept."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    url = f"http://{base}/offers/{offers.answer_token(deployment)}/"
+    page = opener.open(url, timeout=10).read().decode()
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert csrf, page[:500]
+    body = urllib.parse.urlencode({"csrfmiddlewaretoken": csrf.group(1), "answer": "accept"}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Referer": url})
+    return int(opener.open(request, timeout=10).status)
+
+
+def test_an_accept_over_http_reaches_a_commander_on_another_server(world: World, servers: list[str]) -> None:
+    d = workflow.offer(workflow.propose(world.request, world.alice, by=world.commander), by=world.commander)
+    token = Token.objects.create(user=world.commander).key
+
+    async def scenario() -> list[dict]:
+        received: list[dict] = []
+        headers = {"Authorization": f"Token {token}"}
+        async with websockets.connect(
+            f"ws://{servers[0]}/ws/incidents/{world.incident.pk}/", additional_headers=headers
+        ) as ws:
+            await asyncio.sleep(0.3)  # joined its group
+            status = await asyncio.to_thread(accept_by_link, servers[1], d)  # through the OTHER server
+            assert status == 200
+            while not any(e["type"] == "deployment.accepted" for e in received):
+                message = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+                received.extend(message["events"])
+        return received
+
+    events = asyncio.run(scenario())
+    accepted = [e for e in events if e["type"] == "deployment.accepted"]
+    assert len(accepted) == 1
+    assert accepted[0]["data"]["deployment"] == d.pk and accepted[0]["data"]["via"] == "email link"
+    d.refresh_from_db()
+    assert d.status == Deployment.Status.ACCEPTED
