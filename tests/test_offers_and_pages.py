@@ -219,3 +219,10 @@ def test_login_page_signs_in(world: World, client: Client) -> None:
         reverse("login"), {"username": "alice", "password": "correct horse battery staple"}
     )
     assert response.status_code == 302
+
+
+def test_the_pages_stylesheet_and_script_are_served(client: Client) -> None:
+    from django.contrib.staticfiles import finders
+
+    assert finders.find("deploy_tracker/site.css")
+    assert finders.find("incidents/live.js")
