@@ -27,6 +27,7 @@ urlpatterns = [
     path("offers/<str:token>/", views.offer_answer, name="offer-answer"),
     path("incidents/<int:pk>/", views.incident_page, name="incident"),
     path("incidents/<int:pk>/fill/", views.incident_fill, name="incident-fill"),
+    path("incidents/<int:pk>/check-in/", views.check_in_page, name="check-in"),
     path("me/", views.my_deployments, name="my-deployments"),
     path("me/deployments/<int:pk>/accept/", views.answer_offer, {"answer": "accept"}, name="my-accept"),
     path("me/deployments/<int:pk>/decline/", views.answer_offer, {"answer": "decline"}, name="my-decline"),

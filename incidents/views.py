@@ -6,6 +6,7 @@ incidents/offers.py, and renders; a refused move shows the service's own reason.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -19,8 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from deploy_tracker.errors import DomainError
-from incidents import calendar, offers, selectors, workflow
+from deploy_tracker.errors import DomainError, InvalidInput
+from incidents import access, calendar, offers, selectors, workflow
 from incidents.access import visible
 from incidents.models import Deployment, Event, Incident, IncidentMembership
 from resources.models import Expert
@@ -189,3 +190,66 @@ def incident_page(request: HttpRequest, pk: int) -> HttpResponse:
 def incident_fill(request: HttpRequest, pk: int) -> HttpResponse:
     """The fill table alone, for the page's script to swap in after live events."""
     return render(request, "incidents/_fill.html", _fill_context(_incident_for(request, pk)))
+
+
+@login_required
+def check_in_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """The screener's screen at the door: who is due, and the fitness-for-duty form for each."""
+    incident = _incident_for(request, pk)
+    assert isinstance(request.user, User)
+    if not access.can_command(request.user, incident):
+        raise Http404("Only the incident's commanders screen arrivals.")
+    errors: dict[int, dict[str, str]] = {}
+    if request.method == "POST":
+        deployment = get_object_or_404(
+            Deployment.objects.filter(request__facility__incident=incident), pk=request.POST.get("deployment")
+        )
+        try:
+            deployment, screening = workflow.check_in(
+                deployment,
+                by=request.user,
+                temperature_c=request.POST.get("temperature_c", ""),
+                spo2=_int(request.POST.get("spo2")),
+                symptoms=request.POST.getlist("symptoms"),
+                notes=request.POST.get("notes", ""),
+            )
+        except InvalidInput as exc:
+            errors[deployment.pk] = {exc.field or "form": exc.message}
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return redirect("check-in", pk=incident.pk)
+        else:
+            who = deployment.expert.full_name
+            if screening.result == screening.Result.PASS:
+                messages.success(request, f"{who} passed screening and is on site.")
+            else:
+                messages.error(
+                    request, f"{who} did not pass: {'; '.join(screening.reasons)}. Sent home; slot reopened."
+                )
+            return redirect("check-in", pk=incident.pk)
+    today = timezone.localdate(timezone=incident.tz)
+    arriving = (
+        Deployment.objects.filter(
+            request__facility__incident=incident, status=Status.ACCEPTED, start__lte=today + timedelta(days=2)
+        )
+        .select_related("expert", "request__facility", "request__qualification")
+        .order_by("start", "request__facility__code", "expert__last_name")
+    )
+    return render(
+        request,
+        "incidents/check_in.html",
+        {
+            "incident": incident,
+            "arriving": arriving,
+            "symptoms": workflow.SYMPTOMS,
+            "errors": errors,
+            "post": request.POST,
+        },
+    )
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        raise InvalidInput("Oxygen saturation must be a whole number (50–100).", field="spo2") from None

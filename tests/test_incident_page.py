@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from incidents import workflow
 from incidents.models import Deployment
@@ -68,3 +69,64 @@ def test_the_page_takes_the_same_queries_whatever_its_size(
         factories.DeploymentFactory(request=request, status=Status.ACCEPTED)
     with django_assert_max_num_queries(7):
         assert client.get(url).status_code == 200
+
+
+# --- check-in at the door ------------------------------------------------------------------------
+
+
+def arriving(world: World) -> Deployment:
+    """Alice, accepted and due at the door today."""
+    today = timezone.localdate(timezone=world.incident.tz)
+    world.request.start = today
+    world.request.save()
+    return factories.DeploymentFactory(
+        request=world.request, expert=world.alice, status=Status.ACCEPTED, start=today
+    )
+
+
+def test_the_screener_sees_who_is_due_and_checks_them_in(world: World, client: Client) -> None:
+    d = arriving(world)
+    client.force_login(world.commander)
+    url = reverse("check-in", args=[world.incident.pk])
+    assert f"arrival-{d.pk}" in client.get(url).content.decode()
+    response = client.post(url, {"deployment": d.pk, "temperature_c": "36.7", "spo2": "98"}, follow=True)
+    assert "passed screening and is on site" in response.content.decode()
+    d.refresh_from_db()
+    assert d.status == Status.ON_SITE
+
+
+def test_a_failed_screening_sends_them_home_with_the_reasons(world: World, client: Client) -> None:
+    d = arriving(world)
+    client.force_login(world.commander)
+    response = client.post(
+        reverse("check-in", args=[world.incident.pk]),
+        {"deployment": d.pk, "temperature_c": "37.0", "spo2": "97", "symptoms": ["cough"]},
+        follow=True,
+    )
+    assert "did not pass" in response.content.decode() and "New cough" in response.content.decode()
+    d.refresh_from_db()
+    assert d.status == Status.CANCELLED
+
+
+def test_an_implausible_reading_is_shown_next_to_its_field_and_nothing_is_written(
+    world: World, client: Client
+) -> None:
+    from incidents.models import HealthScreening
+
+    d = arriving(world)
+    client.force_login(world.commander)
+    response = client.post(
+        reverse("check-in", args=[world.incident.pk]),
+        {"deployment": d.pk, "temperature_c": "36.5", "spo2": "lots"},
+    )
+    assert response.status_code == 200
+    assert f'id="error-{d.pk}-spo2"' in response.content.decode()
+    assert not HealthScreening.objects.exists()
+    d.refresh_from_db()
+    assert d.status == Status.ACCEPTED
+
+
+@pytest.mark.parametrize("who", ["finance", "viewer", "alice_user", "other_commander"])
+def test_only_commanders_screen(world: World, client: Client, who: str) -> None:
+    client.force_login(getattr(world, who))
+    assert client.get(reverse("check-in", args=[world.incident.pk])).status_code == 404
