@@ -65,14 +65,9 @@ def _prefix(path: str, field: str) -> str:
     return f"{path}__{field}" if path else field
 
 
-def member_incident_ids(
-    user: Actor, *, roles: tuple[str, ...] | None = None
-) -> models.QuerySet[IncidentMembership, Any]:
-    """The ids of incidents where `user` holds one of `roles` (any role when None), as a subquery."""
-    memberships = IncidentMembership.objects.filter(user_id=user.pk or 0)
-    if roles is not None:
-        memberships = memberships.filter(role__in=roles)
-    return memberships.values("incident_id")
+def member_incident_ids(user: Actor) -> models.QuerySet[IncidentMembership, Any]:
+    """The ids of the incidents `user` is a member of, as a subquery."""
+    return IncidentMembership.objects.filter(user_id=user.pk or 0).values("incident_id")
 
 
 def role_in(user: Actor, incident: Incident | int) -> str | None:

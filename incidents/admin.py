@@ -454,8 +454,17 @@ class HealthScreeningAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return incident_time(screening.deployment.request.facility.incident, screening.screened_at)
 
 
+class ApprovableAdmin(admin.ModelAdmin):
+    """What time entries and expenses share: their responder, incident and approval."""
+
+    list_select_related = (*RECORD_SELECT, "approved_by")
+    autocomplete_fields = ("deployment", "approved_by")
+    readonly_fields = ("created_at",)
+    date_hierarchy = "date"
+
+
 @admin.register(TimeEntry)
-class TimeEntryAdmin(admin.ModelAdmin):
+class TimeEntryAdmin(ApprovableAdmin):
     """Hours worked, by responder and incident, with their approval."""
 
     list_display = (
@@ -468,24 +477,16 @@ class TimeEntryAdmin(admin.ModelAdmin):
         "approved_by",
     )
     list_filter = ("status", INCIDENT)
-    list_select_related = (*RECORD_SELECT, "approved_by")
     search_fields = (*DEPLOYMENT_EXPERT_SEARCH, "notes")
-    autocomplete_fields = ("deployment", "approved_by")
-    readonly_fields = ("created_at",)
-    date_hierarchy = "date"
 
 
 @admin.register(Expense)
-class ExpenseAdmin(admin.ModelAdmin):
+class ExpenseAdmin(ApprovableAdmin):
     """Reimbursable costs, by responder and incident, with their approval."""
 
     list_display = ("date", "deployment__expert", INCIDENT, "category", "amount", "status", "approved_by")
     list_filter = ("status", "category", INCIDENT)
-    list_select_related = (*RECORD_SELECT, "approved_by")
     search_fields = (*DEPLOYMENT_EXPERT_SEARCH, "description")
-    autocomplete_fields = ("deployment", "approved_by")
-    readonly_fields = ("created_at",)
-    date_hierarchy = "date"
 
 
 @admin.register(Exclusion)

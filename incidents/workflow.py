@@ -515,7 +515,7 @@ def check_in(
     *,
     by: Actor,
     temperature_c: Decimal | float | str,
-    spo2: int,
+    spo2: int | str,
     symptoms: Iterable[str] = (),
     notes: str = "",
     at: datetime | None = None,
@@ -530,8 +530,12 @@ def check_in(
         temperature = Decimal(str(temperature_c)).quantize(Decimal("0.1"))
     except ArithmeticError:
         raise InvalidInput(f"Temperature {temperature_c!r} is not a number.", field="temperature_c") from None
+    try:
+        saturation = int(spo2)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"SpO2 {spo2!r} is not a whole number (50–100).", field="spo2") from None
     symptoms = list(dict.fromkeys(symptoms))
-    outcome = assess_screening(temperature_c=temperature, spo2=int(spo2), symptoms=symptoms)
+    outcome = assess_screening(temperature_c=temperature, spo2=saturation, symptoms=symptoms)
     now = _when(at)
     with transaction.atomic():
         if outcome.passed:
@@ -557,7 +561,7 @@ def check_in(
             screened_at=now,
             screener=by,
             temperature_c=temperature,
-            spo2=int(spo2),
+            spo2=saturation,
             symptoms=symptoms,
             result=HealthScreening.Result.PASS if outcome.passed else HealthScreening.Result.FAIL,
             reasons=outcome.reasons,

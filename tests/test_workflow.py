@@ -299,10 +299,16 @@ def test_failing_screening_cancels_and_reopens_the_slot(
 
 @pytest.mark.parametrize(
     ("temperature", "spo2", "symptoms", "field"),
-    [("29.0", 98, [], "temperature_c"), ("36.9", 101, [], "spo2"), ("36.9", 98, ["sneezing"], "symptoms")],
+    [
+        ("29.0", 98, [], "temperature_c"),
+        ("warm", 98, [], "temperature_c"),
+        ("36.9", 101, [], "spo2"),
+        ("36.9", "lots", [], "spo2"),
+        ("36.9", 98, ["sneezing"], "symptoms"),
+    ],
 )
 def test_implausible_screening_input_is_refused_and_nothing_is_written(
-    world: World, temperature: str, spo2: int, symptoms: list[str], field: str
+    world: World, temperature: str, spo2: int | str, symptoms: list[str], field: str
 ) -> None:
     d = accepted(world)
     with pytest.raises(InvalidInput) as caught:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import zoneinfo
 from datetime import datetime
 from decimal import Decimal
@@ -16,9 +17,15 @@ from django.utils import timezone as dj_timezone
 from resources.models import LATITUDE_VALIDATORS, LONGITUDE_VALIDATORS, Qualification, coordinate_checks
 
 
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    """The IANA names, read from disk once (the call scans the whole zoneinfo tree)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
 def validate_timezone(value: str) -> None:
     """Reject names the IANA database does not know."""
-    if value not in zoneinfo.available_timezones():
+    if value not in _known_zones():
         raise ValidationError(f"{value!r} is not an IANA time zone (e.g. America/Los_Angeles).")
 
 
