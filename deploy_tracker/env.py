@@ -47,6 +47,16 @@ def env_str(name: str, *, default: str | None = None, environ: Mapping[str, str]
     return value.strip()
 
 
+def env_choice(
+    name: str, *, choices: Mapping[str, Any], default: str, environ: Mapping[str, str] | None = None
+) -> Any:
+    """Read one of a few named options and return what it stands for."""
+    value = env_str(name, default=default, environ=environ).lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of: {', '.join(choices)}.")
+    return choices[value]
+
+
 def env_list(name: str, *, default: list[str], environ: Mapping[str, str] | None = None) -> list[str]:
     """Read a comma-separated list; empty items are an error, not something to skip."""
     value = _raw(name, environ)

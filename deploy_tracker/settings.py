@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from deploy_tracker.env import (
     env_bool,
+    env_choice,
     env_database,
     env_email,
     env_int,
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from here, never from a CDN
+    "django_tasks_db",  # the production queue of background work (TASK_BACKEND=database)
     "resources",
     "incidents",
     "reports",
@@ -118,6 +120,20 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Background work (django.tasks) ----------------------------------------------------------
+# immediate: a task runs in the process that enqueued it (embedded default, tests);
+# database: queued in the database and run by `python manage.py db_worker` (production).
+TASKS = {
+    "default": env_choice(
+        "TASK_BACKEND",
+        choices={
+            "immediate": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
+            "database": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]},
+        },
+        default="immediate",
+    )
+}
 
 # --- Auth, i18n, time ----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

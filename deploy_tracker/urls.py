@@ -9,7 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
 from incidents import views
-from incidents.api import MatchView
+from incidents.api import JobView, MatchView, OffersView
 
 admin.site.site_header = "Deploy Tracker"
 admin.site.site_title = "Deploy Tracker"
@@ -19,6 +19,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/incidents/<int:pk>/match/", MatchView.as_view(), name="api-incident-match"),
+    path("api/incidents/<int:pk>/offers/", OffersView.as_view(), name="api-incident-offers"),
+    path("api/jobs/<int:pk>/", JobView.as_view(), name="api-job"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", views.home, name="home"),

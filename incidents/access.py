@@ -23,6 +23,7 @@ from incidents.models import (
     HealthScreening,
     Incident,
     IncidentMembership,
+    Job,
     RoleRequest,
     TimeEntry,
 )
@@ -45,6 +46,7 @@ _OWN_DEPLOYMENT = ~Q(status=Deployment.Status.PROPOSED)
 _SCOPES: dict[type[models.Model], tuple[str, str | None]] = {
     Incident: ("", None),
     IncidentMembership: ("incident", None),
+    Job: ("incident", None),
     Facility: ("incident", None),
     RoleRequest: ("facility__incident", None),
     Exclusion: ("request__facility__incident", None),

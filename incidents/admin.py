@@ -24,6 +24,7 @@ from incidents.models import (
     HealthScreening,
     Incident,
     IncidentMembership,
+    Job,
     RoleRequest,
     TimeEntry,
 )
@@ -498,6 +499,16 @@ class ExclusionAdmin(admin.ModelAdmin):
     list_select_related = ("request__facility", "request__qualification", "expert", "created_by")
     search_fields = (*(f"expert__{field}" for field in EXPERT_SEARCH), "request__facility__code")
     autocomplete_fields = ("request", "expert", "created_by")
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Background work (matching runs, big exports): who asked, how it ended, why it failed."""
+
+    list_display = ("id", "incident", "kind", "status", "requested_by", "created_at", "finished_at")
+    list_filter = ("kind", "status", "incident")
+    list_select_related = ("incident", "requested_by")
+    date_hierarchy = "created_at"
 
 
 @admin.register(EquipmentIssue)

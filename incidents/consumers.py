@@ -66,6 +66,9 @@ class _LiveConsumer(AsyncWebsocketConsumer):
 class IncidentConsumer(_LiveConsumer):
     """`/ws/incidents/<id>/`: the incident's commanders, finance officers and viewers."""
 
+    async def live_job(self, message: live.JobMessage) -> None:
+        await self.send(text_data=message["text"])
+
     async def connect(self) -> None:
         user = self.scope["user"]
         if not user.is_authenticated:

@@ -50,6 +50,19 @@ def deployment_event(
     )
 
 
+def incident_event(
+    incident_id: int, type: str, *, actor: User | AnonymousUser | None, at: datetime, **data: Any
+) -> Event:
+    """An unsaved event about the incident itself (a job ending, say): its members see it."""
+    return Event(
+        incident_id=incident_id,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        type=type,
+        at=at,
+        data=data,
+    )
+
+
 def write(events: list[Event]) -> list[Event]:
     """Insert events in the caller's transaction and announce them once it commits.
 

@@ -1,7 +1,8 @@
 """Live updates: every Event is pushed after its transaction commits, through this module only.
 
 The contract (CONTRACTS.md, "WebSocket"): each message is `{"events": [...]}` with the events of
-one transaction in id order; each event is `{"id", "type", "incident", "at", "data"}`.
+one transaction in id order; each event is `{"id", "type", "incident", "at", "data"}`. Incident
+screens also get `{"job": {...}}` while a background job runs (`job_progress`, below).
 
 * `queue(ids)` — called by the event writers (incidents/events.py) inside their transaction.
   The first call of a transaction registers one on-commit flush; every later one adds to it,
@@ -47,6 +48,25 @@ class GroupMessage(TypedDict):
     text: str
     first: int
     last: int
+
+
+class JobState(TypedDict):
+    """A background job's progress, as its incident's screens see it while it runs."""
+
+    id: int
+    kind: str
+    status: str
+    stage: str
+    done: int
+    total: int
+
+
+class JobMessage(TypedDict):
+    type: Literal["live.job"]
+    text: str
+
+
+JOB_MESSAGE_TYPE: Literal["live.job"] = "live.job"
 
 
 def incident_group(incident_id: int) -> str:
@@ -141,3 +161,20 @@ def deliver(event_ids: list[int]) -> None:
             "last": mine[-1].pk,
         }
         async_to_sync(layer.group_send)(group, message)
+
+
+def job_progress(incident_id: int, state: JobState) -> None:
+    """Tell the incident's screens how far a job has got: `{"job": {...}}`, sent at once.
+
+    Progress is not history: it is not in the event log, it is not replayed, and it is sent
+    even from inside a transaction (a matching run reports while it holds its lock). How the
+    job ended is an Event (`job.finished` / `job.failed`), which is logged and replayed.
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message: JobMessage = {"type": JOB_MESSAGE_TYPE, "text": json.dumps({"job": state})}
+    try:
+        async_to_sync(layer.group_send)(incident_group(incident_id), message)
+    except Exception:  # progress is a courtesy; the job goes on without it
+        log.exception("live: could not publish progress of job %s", state["id"])

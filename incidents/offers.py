@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core import signing
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage, mailers
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -72,15 +72,29 @@ def read_token(token: str) -> LinkedOffer:
     return LinkedOffer(deployment)
 
 
-def send_offer_email(deployment_id: int) -> None:
-    """Email the responder the offer: where, what, when, how far, and the answer links."""
-    deployment = (
+def send_offer_emails(deployment_ids: list[int]) -> int:
+    """Email each responder their offer: where, what, when, how far, and the answer links.
+
+    One query and one mail connection for the lot (a 500-offer confirmation is one job).
+    Offers answered or withdrawn before the job runs are not mailed. Returns how many were sent.
+    """
+    deployments = (
         Deployment.objects.select_related("request__facility__incident", "request__qualification", "expert")
-        .filter(pk=deployment_id, status=Deployment.Status.OFFERED)
-        .first()
+        .filter(pk__in=deployment_ids, status=Deployment.Status.OFFERED)
+        .exclude(expert__email="")
+        .order_by("pk")
     )
-    if deployment is None or not deployment.expert.email:
-        return
+    mails = [_offer_email(d) for d in deployments]
+    if not mails:
+        return 0
+    try:
+        return mailers.default.send_messages(mails) or 0
+    except Exception:  # the offers stand even if the mail server is down; the app shows them too
+        log.exception("could not email offers %s", deployment_ids[:20])
+        return 0
+
+
+def _offer_email(deployment: Deployment) -> EmailMessage:
     request = deployment.request
     incident = request.facility.incident
     assert deployment.offer_expires_at is not None
@@ -95,9 +109,6 @@ def send_offer_email(deployment_id: int) -> None:
         f"[{incident.number}] Deployment offer: {request.qualification.name} at {request.facility.name}, "
         f"{deployment.start:%b %d} – {deployment.end:%b %d}"
     )
-    try:
-        send_mail(
-            subject, render_to_string("incidents/offer_email.txt", context), None, [deployment.expert.email]
-        )
-    except Exception:  # the offer stands even if the mail server is down; the app shows it too
-        log.exception("could not email offer %s", deployment_id)
+    return EmailMessage(
+        subject, render_to_string("incidents/offer_email.txt", context), to=[deployment.expert.email]
+    )

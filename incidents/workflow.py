@@ -18,6 +18,7 @@ from BEGIN, so two offers for one expert are serialised and the second one sees 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -38,7 +39,7 @@ from deploy_tracker.errors import (
     ReleaseBlocked,
     RequestFull,
 )
-from incidents import access, events, offers
+from incidents import access, events
 from incidents.models import Approval, Deployment, HealthScreening, Incident, RoleRequest
 from resources.models import Expert
 
@@ -287,11 +288,8 @@ def offer(
     """Offer a proposed deployment to its expert, with a deadline to answer."""
     deployment = _fresh(deployment)
     _require_commander(by, deployment, "offer")
-    incident = deployment.request.facility.incident
     now = _when(at)
-    expires_at = expires_at or now + timedelta(hours=incident.offer_response_hours)
-    if expires_at <= now:
-        raise InvalidInput("The offer's response deadline must be in the future.", field="expires_at")
+    expires_at = _offer_deadline(deployment.request.facility.incident, expires_at, now)
     if not deployment.expert.active:
         raise InvalidInput(f"{deployment.expert} is no longer active on the roster.", field="expert")
     try:
@@ -308,14 +306,140 @@ def offer(
                 offer_expires_at=expires_at,
             )
             _event(deployment, "deployment.offered", by=by, previous=previous, at=now, expires_at=expires_at)
-            # The email goes out only if the offer really happened (after commit).
-            transaction.on_commit(partial(offers.send_offer_email, deployment.pk), robust=True)
+            _email_after_commit([deployment.pk])
     except IntegrityError as exc:
         # A concurrent offer committed between our check and our write (PostgreSQL only).
         if OVERLAP_CONSTRAINT in str(exc):
             raise _unavailable(deployment, None) from exc
         raise
     return deployment
+
+
+def _offer_deadline(incident: Incident, expires_at: datetime | None, now: datetime) -> datetime:
+    expires_at = expires_at or now + timedelta(hours=incident.offer_response_hours)
+    if expires_at <= now:
+        raise InvalidInput("The offer's response deadline must be in the future.", field="expires_at")
+    return expires_at
+
+
+def _email_after_commit(deployment_ids: list[int]) -> None:
+    """The emails go out only if the offers really happened, as background work."""
+    from incidents import tasks  # tasks imports the services; import at use, not at load
+
+    transaction.on_commit(partial(tasks.email_offers.enqueue, deployment_ids), robust=True)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What confirming proposals did: the offers made, and why the others were not made."""
+
+    offered: list[Deployment]
+    skipped: dict[int, str]
+
+
+def offer_proposals(
+    incident: Incident,
+    *,
+    by: Actor,
+    deployments: Iterable[int] | None = None,
+    expires_at: datetime | None = None,
+    at: datetime | None = None,
+) -> Confirmation:
+    """Confirm proposals: offer each of them (all of the incident's, or those listed) at once.
+
+    One transaction, one UPDATE, one batch of events (so one live message per screen) and one
+    background job for the emails, however many offers. A proposal that can no longer be offered
+    (answered meanwhile, expert inactive or now holding an overlapping deployment) is skipped
+    with the reason; the rest go out. Nothing is half-done: the offers are made together or not.
+    """
+    if not access.can_command(by, incident):
+        raise NotAllowed(f"Only a commander of incident {incident.number} can offer deployments.")
+    now = _when(at)
+    expires_at = _offer_deadline(incident, expires_at, now)
+    wanted = None if deployments is None else list(dict.fromkeys(deployments))
+    try:
+        with transaction.atomic():
+            return _offer_batch(incident, wanted, by=by, now=now, expires_at=expires_at)
+    except IntegrityError as exc:
+        # A concurrent single offer committed between our check and our write (PostgreSQL).
+        if OVERLAP_CONSTRAINT in str(exc):
+            raise ExpertUnavailable(
+                "Another offer to one of these experts was made at the same moment; "
+                "confirm again to offer the rest."
+            ) from exc
+        raise
+
+
+def _offer_batch(
+    incident: Incident, wanted: list[int] | None, *, by: Actor, now: datetime, expires_at: datetime
+) -> Confirmation:
+    mine = Deployment.objects.filter(request__facility__incident=incident)
+    rows = mine.select_related("request__facility", "request__qualification", "expert")
+    rows = rows.filter(status=Status.PROPOSED) if wanted is None else rows.filter(pk__in=wanted)
+    # Lock the proposals we move (PostgreSQL); SQLite's IMMEDIATE transaction already holds
+    # the write lock. Either way nobody answers or cancels them under our feet.
+    candidates = list(rows.select_for_update(of=("self",)).order_by("pk"))
+    skipped: dict[int, str] = {}
+    if wanted is not None:
+        found = {d.pk for d in candidates}
+        skipped.update(
+            {
+                pk: f"Deployment #{pk} is not in incident {incident.number}."
+                for pk in wanted
+                if pk not in found
+            }
+        )
+    holding: dict[int, list[Deployment]] = defaultdict(list)
+    proposed = [d for d in candidates if d.status == Status.PROPOSED]
+    if proposed:
+        for other in Deployment.objects.filter(
+            expert_id__in={d.expert_id for d in proposed},
+            status__in=Deployment.HOLDING,
+            start__lte=max(d.rest_until for d in proposed),
+            rest_until__gte=min(d.start for d in proposed),
+        ).select_related("request__facility"):
+            holding[other.expert_id].append(other)
+    offered = []
+    for d in candidates:
+        if d.status != Status.PROPOSED:
+            skipped[d.pk] = f"Deployment #{d.pk} is {d.status}; only proposals can be offered."
+            continue
+        if not d.expert.active:
+            skipped[d.pk] = f"{d.expert} is no longer active on the roster."
+            continue
+        clash = next(
+            (o for o in holding[d.expert_id] if o.start <= d.rest_until and o.rest_until >= d.start), None
+        )
+        if clash is not None:
+            skipped[d.pk] = _unavailable(d, clash).message
+            continue
+        holding[d.expert_id].append(d)  # two proposals for one person: the first one goes out
+        offered.append(d)
+    if not offered:
+        return Confirmation(offered=[], skipped=skipped)
+    moved = Deployment.objects.filter(pk__in=[d.pk for d in offered], status=Status.PROPOSED).update(
+        status=Status.OFFERED, offered_at=now, offer_expires_at=expires_at
+    )
+    if moved != len(offered):  # cannot happen under the lock; refuse rather than log a lie
+        raise IllegalTransition("Some of these proposals changed while being offered; confirm again.")
+    for d in offered:
+        d.status, d.offered_at, d.offer_expires_at = Status.OFFERED, now, expires_at
+    events.write(
+        [
+            events.deployment_event(
+                d,
+                "deployment.offered",
+                actor=by,
+                at=now,
+                previous=Status.PROPOSED,
+                for_responder=True,
+                expires_at=expires_at,
+            )
+            for d in offered
+        ]
+    )
+    _email_after_commit([d.pk for d in offered])
+    return Confirmation(offered=offered, skipped=skipped)
 
 
 def accept(

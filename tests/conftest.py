@@ -8,6 +8,10 @@ from dataclasses import dataclass
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
+from django.core.signals import setting_changed
+from django.db import connection
+from django.dispatch import receiver
+from django.tasks import task_backends
 from pytest_django import Settings
 
 from incidents.models import Deployment, Incident, IncidentMembership, RoleRequest
@@ -72,6 +76,14 @@ def world(db: None) -> World:
     )
 
 
+@receiver(setting_changed)
+def _reread_task_backends(*, setting: str, **kwargs: object) -> None:
+    """Django caches its task backends; a test that changes TASKS gets the ones it asked for."""
+    if setting == "TASKS":
+        task_backends.__dict__.pop("settings", None)
+        task_backends.__init__()  # type: ignore[misc]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests of PostgreSQL-only or Redis-only machinery run when DATABASE_URL / REDIS_URL point at
     them; CI's second run does (a missing service fails there, it never skips)."""
@@ -91,3 +103,12 @@ def offered(world: World, expert: Expert | None = None, **kwargs: object) -> Dep
     return factories.DeploymentFactory(
         request=world.request, expert=expert or world.alice, status=Deployment.Status.OFFERED, **kwargs
     )
+
+
+def database_url() -> str:
+    """The test database this process uses, as a URL another process (a server, a worker) can open."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

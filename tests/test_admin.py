@@ -29,6 +29,7 @@ from incidents.models import (
     HealthScreening,
     Incident,
     IncidentMembership,
+    Job,
     RoleRequest,
     TimeEntry,
 )
@@ -57,8 +58,9 @@ MODELS: list[type[models.Model]] = [
     Expense,
     EquipmentIssue,
     Exclusion,
+    Job,
 ]
-READ_ONLY = {Event, HealthScreening}
+READ_ONLY = {Event, HealthScreening, Job}
 
 
 def url(model: type[models.Model], view: str, *args: Any) -> str:
@@ -106,6 +108,9 @@ def records(world: World) -> dict[type[models.Model], models.Model]:
         EquipmentIssue: EquipmentIssue.objects.create(deployment=deployment, item="N95 mask", issued_at=now),
         Exclusion: Exclusion.objects.create(
             request=world.request, expert=world.bob, created_by=world.commander
+        ),
+        Job: Job.objects.create(
+            incident=world.incident, kind=Job.Kind.MATCHING, requested_by=world.commander
         ),
     }
 
@@ -253,6 +258,9 @@ NEW_ROW: dict[type[models.Model], Callable[[], models.Model]] = {
     ),
     EquipmentIssue: lambda: EquipmentIssue.objects.create(
         deployment=_deployment(), item="Radio", issued_at=timezone.now()
+    ),
+    Job: lambda: Job.objects.create(
+        incident=factories.IncidentFactory(), kind=Job.Kind.MATCHING, requested_by=factories.UserFactory()
     ),
 }
 

@@ -225,3 +225,57 @@ async def test_past_the_cap_the_client_is_told_to_reload(
     communicator = await connect(f"/ws/incidents/{world.incident.pk}/?since=0", tokens["commander"])
     assert await communicator.receive_json_from() == {"reload": True}
     await communicator.disconnect()
+
+
+async def test_confirming_many_proposals_is_one_message_per_screen(world: World, tokens: dict) -> None:
+    drafts = await in_db(
+        lambda: (
+            [proposal(world, world.alice), proposal(world, world.bob)]
+            + [proposal(world, factories.ExpertFactory()) for _ in range(3)]
+        )
+    )
+    dashboard = await connect(f"/ws/incidents/{world.incident.pk}/", tokens["commander"])
+    alice = await connect("/ws/me/", tokens["alice_user"])
+    bob = await connect("/ws/me/", tokens["bob_user"])
+    await in_db(lambda: workflow.offer_proposals(world.incident, by=world.commander))
+    message = await dashboard.receive_json_from()
+    assert sorted(e["data"]["deployment"] for e in message["events"]) == sorted(d.pk for d in drafts)
+    assert await dashboard.receive_nothing(timeout=0.3)
+    for communicator, mine in ((alice, drafts[0]), (bob, drafts[1])):
+        own = await communicator.receive_json_from()
+        assert [(e["type"], e["data"]["deployment"]) for e in own["events"]] == [
+            ("deployment.offered", mine.pk)
+        ]
+        assert await communicator.receive_nothing(timeout=0.1)
+        await communicator.disconnect()
+    await dashboard.disconnect()
+
+
+async def test_a_background_job_reports_progress_then_its_end_to_the_incident_only(
+    world: World, tokens: dict
+) -> None:
+    from incidents import jobs
+    from incidents.models import Job
+
+    dashboard = await connect(f"/ws/incidents/{world.incident.pk}/", tokens["commander"])
+    alice = await connect("/ws/me/", tokens["alice_user"])
+    job = await in_db(lambda: jobs.start(world.incident, Job.Kind.MATCHING, by=world.commander))
+    stages, ended = [], None
+    while ended is None:
+        message = await dashboard.receive_json_from(timeout=5)
+        if "job" in message:
+            assert message["job"]["id"] == job.pk and message["job"]["kind"] == "matching"
+            stages.append((message["job"]["stage"], message["job"]["done"], message["job"]["total"]))
+        ended = next((e for e in message.get("events", []) if e["type"].startswith("job.")), None)
+    assert stages[0][0] == "started"
+    assert [s for s, _, _ in stages[1:]] == [
+        "loading the roster",
+        "solving",
+        "explaining",
+        "writing proposals",
+    ]
+    assert [done for _, done, _ in stages[1:]] == [0, 1, 2, 3]
+    assert ended["type"] == "job.finished" and ended["data"]["job"] == job.pk
+    assert await alice.receive_nothing(timeout=0.2)  # progress and job ends are for the incident's members
+    await alice.disconnect()
+    await dashboard.disconnect()

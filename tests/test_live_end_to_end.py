@@ -22,12 +22,11 @@ import dj_database_url
 import pytest
 import websockets
 from django.conf import settings
-from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from incidents import offers, workflow
 from incidents.models import Deployment
-from tests.conftest import World
+from tests.conftest import World, database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -37,15 +36,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def database_url() -> str:
-    """The test database this process uses, as a URL a server process can open."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ all in one transaction that holds the incident row, so two runs on one incident 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -317,9 +318,18 @@ def _gain(incident: Incident, doc: dict[str, Any], today: date) -> dict[str, Any
 
 
 def run(
-    incident: Incident, *, by: User | None, options: Options = Options(), today: date | None = None
+    incident: Incident,
+    *,
+    by: User | None,
+    options: Options = Options(),
+    today: date | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Match the incident; write the proposals unless it is a dry run. Returns the document."""
+    """Match the incident; write the proposals unless it is a dry run. Returns the document.
+
+    `progress(stage, done, total)`, if given, hears of each of the four stages as it begins.
+    """
+    report = progress or (lambda stage, done, total: None)
     started = time.perf_counter()
     today = today or timezone.localdate(timezone=incident.tz)
     if by is not None and not access.can_command(by, incident):
@@ -328,12 +338,16 @@ def run(
         if not options.dry_run:
             # One run per incident at a time: the second waits here, then sees the first's result.
             Incident.objects.select_for_update().filter(pk=incident.pk).exists()
+        report("loading the roster", 0, 4)
         loaded = load(incident, options, today=today)
+        report("solving", 1, 4)
         solution = core.solve(loaded.problem)
+        report("explaining", 2, 4)
         doc = document(incident, loaded, solution, 0.0)
         if options.radius_km is not None or options.include_unverified:
             doc["summary"]["compared_to_plain"] = _gain(incident, doc, today)
         if not options.dry_run:
+            report("writing proposals", 3, 4)
             workflow.replace_proposals(
                 incident,
                 [

@@ -2,6 +2,7 @@
 
 from incidents.models.deployment import Deployment, Event, HealthScreening
 from incidents.models.incident import Facility, Incident, IncidentMembership, RoleRequest
+from incidents.models.jobs import Job
 from incidents.models.matching import Exclusion
 from incidents.models.records import Approval, EquipmentIssue, Expense, TimeEntry
 
@@ -16,6 +17,7 @@ __all__ = [
     "HealthScreening",
     "Incident",
     "IncidentMembership",
+    "Job",
     "RoleRequest",
     "TimeEntry",
 ]

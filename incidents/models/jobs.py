@@ -1,0 +1,46 @@
+"""Long work done outside the request (matching a national roster, big exports and imports)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from incidents.models.incident import Incident
+
+
+class Job(models.Model):
+    """One piece of background work on an incident: what was asked, how far it got, its result.
+
+    The row is the job's record (who asked, when, the outcome); progress while it runs travels
+    on the incident's live channel (incidents/live.py), and its end is an Event in the log.
+    """
+
+    class Kind(models.TextChoices):
+        MATCHING = "matching", "Matching"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="jobs")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    options = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True, help_text="What the work produced, when done.")
+    error = models.TextField(blank=True, help_text="Why it failed, in the user's terms.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["incident", "-created_at"], name="job_incident_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} job #{self.pk} ({self.status})"
