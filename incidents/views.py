@@ -21,9 +21,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from deploy_tracker.errors import DomainError, InvalidInput
-from incidents import access, calendar, offers, selectors, workflow
+from incidents import access, calendar, jobs, offers, selectors, workflow
 from incidents.access import visible
-from incidents.models import Deployment, Event, Incident, IncidentMembership
+from incidents.models import Deployment, Event, Incident, IncidentMembership, Job
 from resources.models import Expert
 
 Status = Deployment.Status
@@ -176,14 +176,73 @@ def _fill_context(incident: Incident) -> dict[str, Any]:
 
 @login_required
 def incident_page(request: HttpRequest, pk: int) -> HttpResponse:
-    """Fill status per request, totals and alerts; the page's script keeps them live."""
+    """Fill status per request, totals, alerts and background jobs; the page's script keeps
+    them live. Commanders also get the two actions: run matching, send the offers."""
     incident = _incident_for(request, pk)
     newest = Event.objects.filter(incident=incident).order_by("-id").values_list("id", flat=True).first() or 0
     return render(
         request,
         "incidents/incident.html",
-        {**_fill_context(incident), "alerts": selectors.alerts(incident), "last_event": newest},
+        {
+            **_fill_context(incident),
+            "alerts": selectors.alerts(incident),
+            "jobs": incident.jobs.select_related("requested_by")[:3],
+            "last_event": newest,
+            "can_command": access.can_command(request.user, incident),
+        },
     )
+
+
+def _commander_action(request: HttpRequest, pk: int) -> tuple[Incident, User]:
+    incident = _incident_for(request, pk)
+    assert isinstance(request.user, User)
+    return incident, request.user
+
+
+@login_required
+@require_POST
+def incident_match(request: HttpRequest, pk: int) -> HttpResponse:
+    """Run matching as a background job; the page shows its progress and its end."""
+    incident, user = _commander_action(request, pk)
+    try:
+        job = jobs.start(incident, Job.Kind.MATCHING, by=user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("incident", pk=incident.pk)
+    job.refresh_from_db()
+    if job.status == Job.Status.DONE and job.result is not None:  # an immediate backend ran it
+        summary = job.result["summary"]
+        messages.success(
+            request,
+            f"Matching proposed {summary['proposed']} people; "
+            f"{sum(summary['open'].values())} slot(s) stay open. Review, then send the offers.",
+        )
+    elif job.status == Job.Status.FAILED:
+        messages.error(request, job.error)
+    else:
+        messages.info(request, "Matching started; this page shows its progress.")
+    return redirect("incident", pk=incident.pk)
+
+
+@login_required
+@require_POST
+def incident_offers(request: HttpRequest, pk: int) -> HttpResponse:
+    """Confirm every proposal of the incident: each becomes an offer, emailed to its responder."""
+    incident, user = _commander_action(request, pk)
+    try:
+        done = workflow.offer_proposals(incident, by=user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("incident", pk=incident.pk)
+    if done.offered:
+        messages.success(request, f"{len(done.offered)} offer(s) sent; responders are emailed.")
+    else:
+        messages.info(request, "No proposals to offer.")
+    for reason in list(done.skipped.values())[:10]:
+        messages.warning(request, f"Not offered: {reason}")
+    if len(done.skipped) > 10:
+        messages.warning(request, f"…and {len(done.skipped) - 10} more not offered.")
+    return redirect("incident", pk=incident.pk)
 
 
 @login_required

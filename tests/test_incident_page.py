@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents import workflow
-from incidents.models import Deployment
+from incidents.models import Deployment, Job
 from tests import factories
 from tests.conftest import World
 
@@ -60,14 +60,16 @@ def test_the_page_takes_the_same_queries_whatever_its_size(
 ) -> None:  # type: ignore[no-untyped-def]
     client.force_login(world.commander)
     url = reverse("incident", args=[world.incident.pk])
-    # session, user, incident (scoped), newest event, requests with counts, alerts
-    with django_assert_max_num_queries(7):
+    # session, user, incident (scoped), newest event, requests with counts, alerts, role, jobs
+    with django_assert_max_num_queries(9):
         client.get(url)
     facility = world.request.facility
     for _ in range(25):
         request = factories.RoleRequestFactory(facility=facility)
         factories.DeploymentFactory(request=request, status=Status.ACCEPTED)
-    with django_assert_max_num_queries(7):
+    for _ in range(5):
+        Job.objects.create(incident=world.incident, kind=Job.Kind.MATCHING, requested_by=world.commander)
+    with django_assert_max_num_queries(9):
         assert client.get(url).status_code == 200
 
 
@@ -130,3 +132,55 @@ def test_an_implausible_reading_is_shown_next_to_its_field_and_nothing_is_writte
 def test_only_commanders_screen(world: World, client: Client, who: str) -> None:
     client.force_login(getattr(world, who))
     assert client.get(reverse("check-in", args=[world.incident.pk])).status_code == 404
+
+
+# --- the commander's actions: run matching, send the offers ---------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)  # the job starts when the request's work commits
+def test_a_commander_runs_matching_then_sends_the_offers_from_the_page(world: World, client: Client) -> None:
+    from datetime import timedelta
+
+    from django.core import mail
+
+    from incidents.models import Event
+
+    near = factories.ExpertFactory(email="near@example.org", latitude=47.61, longitude=-122.33)
+    factories.CredentialFactory(expert=near, qualification=world.request.qualification)
+    factories.AvailabilityFactory(expert=near, end=world.request.end + timedelta(days=30))
+    client.force_login(world.commander)
+    page = client.get(reverse("incident", args=[world.incident.pk])).content.decode()
+    assert "Run matching" in page and 'id="send-offers" disabled' in page  # nothing proposed yet
+
+    ran = client.post(reverse("incident-match", args=[world.incident.pk]), follow=True)
+    assert "Matching proposed 1 people" in ran.content.decode()
+    (job,) = Job.objects.all()
+    assert job.status == "done" and f'id="job-{job.pk}"' in ran.content.decode()
+    assert 'id="send-offers" disabled' not in ran.content.decode()
+
+    sent = client.post(reverse("incident-offers", args=[world.incident.pk]), follow=True)
+    assert "1 offer(s) sent" in sent.content.decode()
+    assert Deployment.objects.get(expert=near).status == Status.OFFERED
+    assert [m.to for m in mail.outbox] == [["near@example.org"]]
+    assert Event.objects.filter(type="deployment.offered").count() == 1
+
+
+@pytest.mark.parametrize("who", ["finance", "viewer"])
+def test_other_members_see_no_actions_and_cannot_post_them(world: World, client: Client, who: str) -> None:
+    d = workflow.propose(world.request, world.alice, by=world.commander)
+    client.force_login(getattr(world, who))
+    page = client.get(reverse("incident", args=[world.incident.pk])).content.decode()
+    assert "Run matching" not in page and "send-offers" not in page
+    refused = client.post(reverse("incident-offers", args=[world.incident.pk]), follow=True)
+    assert "Only a commander" in refused.content.decode()
+    refused = client.post(reverse("incident-match", args=[world.incident.pk]), follow=True)
+    assert "Only a commander" in refused.content.decode()
+    d.refresh_from_db()
+    assert d.status == Status.PROPOSED
+
+
+@pytest.mark.parametrize("who", ["other_commander", "outsider"])
+def test_strangers_cannot_post_the_actions(world: World, client: Client, who: str) -> None:
+    client.force_login(getattr(world, who))
+    assert client.post(reverse("incident-offers", args=[world.incident.pk])).status_code == 404
+    assert client.post(reverse("incident-match", args=[world.incident.pk])).status_code == 404

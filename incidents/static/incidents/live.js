@@ -22,6 +22,8 @@
       const fresh = fragment.querySelector("#fill");
       const old = document.getElementById("fill");
       if (fresh && old) old.replaceWith(fresh);
+      const send = document.getElementById("send-offers");
+      if (send && fresh) send.disabled = fresh.dataset.proposed === "0";
     }, 500);
   }
 
@@ -38,6 +40,48 @@
     list.prepend(item);
   }
 
+  function jobRow(id, kind) {
+    let row = document.getElementById("job-" + id);
+    if (row) return row;
+    const list = document.getElementById("jobs");
+    if (!list) return null;
+    row = document.createElement("li");
+    row.id = "job-" + id;
+    const what = document.createElement("span");
+    what.className = "what";
+    what.textContent = kind.charAt(0).toUpperCase() + kind.slice(1) + " #" + id;
+    const bar = document.createElement("progress");
+    bar.max = 1;
+    bar.value = 0;
+    const stage = document.createElement("span");
+    stage.className = "stage";
+    row.append(what, bar, stage);
+    list.prepend(row);
+    return row;
+  }
+
+  function showJob(job) {
+    // {"job": {id, kind, status, stage, done, total}}: progress while it runs (not replayed).
+    const row = jobRow(job.id, job.kind);
+    if (!row) return;
+    row.className = "running";
+    row.querySelector("progress").value = job.total ? job.done / job.total : 0;
+    row.querySelector(".stage").textContent = job.stage + (job.total ? " (" + job.done + "/" + job.total + ")" : "") + "…";
+  }
+
+  function endJob(event) {
+    const data = event.data || {};
+    const row = jobRow(data.job, data.kind || "job");
+    if (!row) return;
+    const finished = event.type === "job.finished";
+    row.className = finished ? "done" : "failed";
+    row.querySelector("progress").value = 1;
+    const summary = data.summary || {};
+    row.querySelector(".stage").textContent = finished
+      ? "done" + (summary.proposed !== undefined ? ": " + summary.proposed + " proposed, " + (summary.unfilled || 0) + " request(s) not filled" : "")
+      : "failed: " + (data.error || "");
+  }
+
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + location.host + root.dataset.socket + "?since=" + since);
@@ -45,9 +89,11 @@
     socket.onmessage = function (message) {
       const body = JSON.parse(message.data);
       if (body.reload) { location.reload(); return; }
+      if (body.job) { showJob(body.job); return; }
       for (const event of body.events || []) {
         since = Math.max(since, event.id);
         if (ALERTS.has(event.type)) addAlert(event);
+        if (event.type === "job.finished" || event.type === "job.failed") endJob(event);
       }
       refreshFill();
     };
