@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
@@ -36,4 +36,6 @@ urlpatterns = [
     path("me/deployments/<int:pk>/accept/", views.answer_offer, {"answer": "accept"}, name="my-accept"),
     path("me/deployments/<int:pk>/decline/", views.answer_offer, {"answer": "decline"}, name="my-decline"),
     path("me/calendar/<str:token>.ics", views.my_calendar, name="my-calendar"),
+    path("", include("resources.urls")),
+    path("", include("reports.urls")),
 ]

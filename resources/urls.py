@@ -1,0 +1,7 @@
+"""Pages and API doors of the resources room; included by deploy_tracker/urls.py."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver
+
+urlpatterns: list[URLPattern | URLResolver] = []
