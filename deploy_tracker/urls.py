@@ -35,7 +35,10 @@ urlpatterns = [
     path("me/", views.my_deployments, name="my-deployments"),
     path("me/deployments/<int:pk>/accept/", views.answer_offer, {"answer": "accept"}, name="my-accept"),
     path("me/deployments/<int:pk>/decline/", views.answer_offer, {"answer": "decline"}, name="my-decline"),
+    path("me/deployments/<int:pk>/time/", views.my_records, {"kind": "time"}, name="my-time"),
+    path("me/deployments/<int:pk>/expenses/", views.my_records, {"kind": "expense"}, name="my-expense"),
     path("me/calendar/<str:token>.ics", views.my_calendar, name="my-calendar"),
+    path("incidents/<int:pk>/approvals/", views.approvals_page, name="approvals"),
     path("", include("resources.urls")),
     path("", include("reports.urls")),
 ]

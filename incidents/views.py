@@ -21,9 +21,18 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from deploy_tracker.errors import DomainError, InvalidInput
-from incidents import access, calendar, jobs, offers, selectors, workflow
+from incidents import access, calendar, jobs, offers, selectors, timesheets, workflow
 from incidents.access import visible
-from incidents.models import Deployment, Event, Incident, IncidentMembership, Job
+from incidents.models import (
+    Approval,
+    Deployment,
+    Event,
+    Expense,
+    Incident,
+    IncidentMembership,
+    Job,
+    TimeEntry,
+)
 from resources.models import Expert
 
 Status = Deployment.Status
@@ -106,7 +115,9 @@ def my_deployments(request: HttpRequest) -> HttpResponse:
     expert = _own(request)
     assert isinstance(request.user, User)
     workflow.expire_due_offers(expert_id=expert.pk)  # a lapsed offer is shown as what it is
-    mine = list(_my_deployments(request.user).order_by("start", "pk"))
+    mine = list(
+        _my_deployments(request.user).prefetch_related("time_entries", "expenses").order_by("start", "pk")
+    )
     today = timezone.localdate()
     # A stable address (no timestamp): a calendar subscription keeps working.
     feed = reverse("my-calendar", args=[signing.Signer(salt=CALENDAR_SALT).sign_object(request.user.pk)])
@@ -120,6 +131,7 @@ def my_deployments(request: HttpRequest) -> HttpResponse:
             "past": [d for d in reversed(mine) if d.status in Deployment.FINAL][:20],
             "today": today,
             "calendar_url": request.build_absolute_uri(feed),
+            "categories": Expense.Category.choices,
         },
     )
 
@@ -143,6 +155,46 @@ def answer_offer(request: HttpRequest, pk: int, answer: str) -> HttpResponse:
     except DomainError as exc:
         messages.error(request, exc.message)
     return redirect("my-deployments")
+
+
+@login_required
+@require_POST
+def my_records(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+    """Log a day's hours, or claim an expense, on one of my deployments (from my page)."""
+    _own(request)
+    assert isinstance(request.user, User)
+    deployment = get_object_or_404(_my_deployments(request.user), pk=pk)
+    form = request.POST
+    try:
+        if kind == "time":
+            entry = timesheets.log_time(
+                deployment,
+                by=request.user,
+                day=form.get("date", ""),
+                regular_hours=form.get("regular_hours", ""),
+                overtime_hours=form.get("overtime_hours", ""),
+                notes=form.get("notes", ""),
+            )
+            messages.success(request, f"Hours of {entry.date:%b %d} sent for approval.")
+        else:
+            expense = timesheets.add_expense(
+                deployment,
+                by=request.user,
+                day=form.get("date", ""),
+                category=form.get("category", ""),
+                amount=form.get("amount") or None,
+                description=form.get("description", ""),
+            )
+            messages.success(
+                request, f"{expense.get_category_display()} ${expense.amount} sent for approval."
+            )
+    except InvalidInput as exc:
+        messages.error(
+            request, f"{exc.field.replace('_', ' ').capitalize() if exc.field else 'Form'}: {exc.message}"
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return redirect(f"{reverse('my-deployments')}#deployment-{deployment.pk}")
 
 
 def my_calendar(request: HttpRequest, token: str) -> HttpResponse:
@@ -189,6 +241,7 @@ def incident_page(request: HttpRequest, pk: int) -> HttpResponse:
             "jobs": incident.jobs.select_related("requested_by")[:3],
             "last_event": newest,
             "can_command": access.can_command(request.user, incident),
+            "can_approve": access.can_approve_costs(request.user, incident),
         },
     )
 
@@ -303,5 +356,53 @@ def check_in_page(request: HttpRequest, pk: int) -> HttpResponse:
             "symptoms": workflow.SYMPTOMS,
             "errors": errors,
             "post": request.POST,
+        },
+    )
+
+
+# --- Approving time and expenses ------------------------------------------------------------------
+
+
+@login_required
+def approvals_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """Submitted hours and expenses of the incident, to approve or reject in bulk."""
+    incident = _incident_for(request, pk)
+    assert isinstance(request.user, User)
+    if not access.can_approve_costs(request.user, incident):
+        raise Http404("Only the incident's commanders and finance officers approve costs.")
+    if request.method == "POST":
+        model = TimeEntry if request.POST.get("kind") == "time" else Expense
+        chosen = list(
+            model.objects.filter(
+                deployment__request__facility__incident=incident,
+                pk__in=[int(v) for v in request.POST.getlist("record") if v.isdigit()],
+            )
+        )
+        approve = request.POST.get("decision") == "approve"
+        try:
+            changed = timesheets.review(
+                chosen, by=request.user, approve=approve, reason=request.POST.get("reason", "")
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            if not chosen:
+                messages.info(request, "Tick the records to review first.")
+            else:
+                messages.success(request, f"{changed} record(s) {'approved' if approve else 'rejected'}.")
+        return redirect("approvals", pk=incident.pk)
+    related = ("deployment__expert", "deployment__request__facility", "deployment__request__qualification")
+    waiting = {"deployment__request__facility__incident": incident, "status": Approval.SUBMITTED}
+    return render(
+        request,
+        "incidents/approvals.html",
+        {
+            "incident": incident,
+            "times": TimeEntry.objects.filter(**waiting)
+            .select_related(*related)
+            .order_by("date", "pk")[:500],
+            "expenses": Expense.objects.filter(**waiting)
+            .select_related(*related)
+            .order_by("date", "pk")[:500],
         },
     )

@@ -60,8 +60,8 @@ def test_the_page_takes_the_same_queries_whatever_its_size(
 ) -> None:  # type: ignore[no-untyped-def]
     client.force_login(world.commander)
     url = reverse("incident", args=[world.incident.pk])
-    # session, user, incident (scoped), newest event, requests with counts, alerts, role, jobs
-    with django_assert_max_num_queries(9):
+    # session, user, incident (scoped), newest event, requests with counts, alerts, 2× role, jobs
+    with django_assert_max_num_queries(10):
         client.get(url)
     facility = world.request.facility
     for _ in range(25):
@@ -69,7 +69,7 @@ def test_the_page_takes_the_same_queries_whatever_its_size(
         factories.DeploymentFactory(request=request, status=Status.ACCEPTED)
     for _ in range(5):
         Job.objects.create(incident=world.incident, kind=Job.Kind.MATCHING, requested_by=world.commander)
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         assert client.get(url).status_code == 200
 
 
