@@ -371,8 +371,8 @@ def approvals_page(request: HttpRequest, pk: int) -> HttpResponse:
     if not access.can_approve_costs(request.user, incident):
         raise Http404("Only the incident's commanders and finance officers approve costs.")
     if request.method == "POST":
-        model = TimeEntry if request.POST.get("kind") == "time" else Expense
-        chosen = list(
+        model: type[TimeEntry] | type[Expense] = TimeEntry if request.POST.get("kind") == "time" else Expense
+        chosen: list[TimeEntry | Expense] = list(
             model.objects.filter(
                 deployment__request__facility__incident=incident,
                 pk__in=[int(v) for v in request.POST.getlist("record") if v.isdigit()],
