@@ -38,18 +38,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def servers() -> Iterator[list[str]]:
-    """Two Daphne processes on the same database and the same Redis channel layer."""
-    assert dj_database_url  # the server parses DATABASE_URL with it too
-    env = {
+def server_env() -> dict[str, str]:
+    return {
         **os.environ,
         "DATABASE_URL": database_url(),
         "REDIS_URL": os.environ["REDIS_URL"],
         "DEBUG": "true",
         "SECRET_KEY": settings.SECRET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "TASK_BACKEND": "database",  # as in production: background work waits for `db_worker`
     }
+
+
+@pytest.fixture
+def servers() -> Iterator[list[str]]:
+    """Two Daphne processes on the same database and the same Redis channel layer."""
+    assert dj_database_url  # the server parses DATABASE_URL with it too
+    env = server_env()
     procs, urls = [], []
     for _ in range(2):
         port = free_port()
@@ -129,3 +134,57 @@ def test_an_accept_over_http_reaches_a_commander_on_another_server(world: World,
     assert accepted[0]["data"]["deployment"] == d.pk and accepted[0]["data"]["via"] == "email link"
     d.refresh_from_db()
     assert d.status == Deployment.Status.ACCEPTED
+
+
+def test_a_worker_process_reports_a_jobs_progress_to_a_commander_on_a_server(
+    world: World, servers: list[str]
+) -> None:
+    """Matching queued over HTTP on one server, run by `manage.py db_worker` in its own process:
+    the commander, connected to the other server, sees the progress and the end."""
+    token = Token.objects.create(user=world.commander).key
+    headers = {"Authorization": f"Token {token}"}
+
+    def start_matching() -> dict:
+        request = urllib.request.Request(
+            f"http://{servers[1]}/api/incidents/{world.incident.pk}/match/",
+            data=json.dumps({"background": True}).encode(),
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 202
+            return dict(json.loads(response.read()))
+
+    def work() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", "db_worker", "--batch", "--no-startup-delay", "--no-reload"],
+            cwd=ROOT,
+            env=server_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    async def scenario() -> tuple[dict, list[dict], list[dict]]:
+        stages: list[dict] = []
+        events: list[dict] = []
+        async with websockets.connect(
+            f"ws://{servers[0]}/ws/incidents/{world.incident.pk}/", additional_headers=headers
+        ) as ws:
+            await asyncio.sleep(0.3)  # joined its group
+            job = await asyncio.to_thread(start_matching)
+            assert job["status"] == "queued"
+            worker = asyncio.create_task(asyncio.to_thread(work))
+            while not any(e["type"] == "job.finished" for e in events):
+                message = json.loads(await asyncio.wait_for(ws.recv(), timeout=60))
+                if "job" in message:
+                    stages.append(message["job"])
+                events.extend(message.get("events", []))
+            finished = await worker
+            assert finished.returncode == 0, finished.stderr[-2000:]
+        return job, stages, events
+
+    job, stages, events = asyncio.run(scenario())
+    assert {s["id"] for s in stages} == {job["id"]}
+    assert "solving" in [s["stage"] for s in stages]
+    (end,) = [e for e in events if e["type"] == "job.finished"]
+    assert end["data"]["job"] == job["id"]
