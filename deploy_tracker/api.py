@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -18,3 +19,11 @@ def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None
             body["field"] = exc.field
         return Response(body, status=exc.http_status)
     return exception_handler(exc, context)
+
+
+class Pagination(PageNumberPagination):
+    """Every list: 50 a page by default, `?page_size=` up to 500, `?page=` to move on."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
