@@ -9,7 +9,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
 from incidents import views
-from incidents.api import JobView, MatchView, OffersView
 
 admin.site.site_header = "Deploy Tracker"
 admin.site.site_title = "Deploy Tracker"
@@ -18,9 +17,7 @@ admin.site.index_title = "Records"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
-    path("api/incidents/<int:pk>/match/", MatchView.as_view(), name="api-incident-match"),
-    path("api/incidents/<int:pk>/offers/", OffersView.as_view(), name="api-incident-offers"),
-    path("api/jobs/<int:pk>/", JobView.as_view(), name="api-job"),
+    path("api/", include("deploy_tracker.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", views.home, name="home"),
@@ -31,6 +28,7 @@ urlpatterns = [
     path("incidents/<int:pk>/fill/", views.incident_fill, name="incident-fill"),
     path("incidents/<int:pk>/match/", views.incident_match, name="incident-match"),
     path("incidents/<int:pk>/offers/", views.incident_offers, name="incident-offers"),
+    path("incidents/<int:pk>/matching/", views.matching_board, name="matching-board"),
     path("incidents/<int:pk>/check-in/", views.check_in_page, name="check-in"),
     path("me/", views.my_deployments, name="my-deployments"),
     path("me/deployments/<int:pk>/accept/", views.answer_offer, {"answer": "accept"}, name="my-accept"),

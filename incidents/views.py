@@ -23,6 +23,8 @@ from django.views.decorators.http import require_POST
 from deploy_tracker.errors import DomainError, InvalidInput
 from incidents import access, calendar, jobs, offers, selectors, timesheets, workflow
 from incidents.access import visible
+from incidents.matching.loader import Options as MatchOptions
+from incidents.matching.loader import run as run_matching
 from incidents.models import (
     Approval,
     Deployment,
@@ -404,5 +406,91 @@ def approvals_page(request: HttpRequest, pk: int) -> HttpResponse:
             "expenses": Expense.objects.filter(**waiting)
             .select_related(*related)
             .order_by("date", "pk")[:500],
+        },
+    )
+
+
+# --- The matching board -----------------------------------------------------------------------------
+
+
+def _match_options(form: Any) -> dict[str, Any]:
+    """The what-if overrides from the board's form; a bad radius names the field."""
+    options: dict[str, Any] = {"include_unverified": form.get("include_unverified") == "on"}
+    radius = (form.get("radius_km") or "").strip()
+    if radius:
+        try:
+            options["radius_km"] = float(radius)
+        except ValueError:
+            raise InvalidInput(f"{radius!r} is not a number of km.", field="radius_km") from None
+        if not 0 < options["radius_km"] <= 20_000:
+            raise InvalidInput("The radius must be between 1 and 20,000 km.", field="radius_km")
+    return options
+
+
+@login_required
+def matching_board(request: HttpRequest, pk: int) -> HttpResponse:
+    """Run matching (with what-ifs), review proposals and why, lock or exclude, send offers."""
+    incident = _incident_for(request, pk)
+    assert isinstance(request.user, User)
+    if not access.can_command(request.user, incident):
+        raise Http404("Only the incident's commanders match.")
+    preview = None
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        try:
+            if action in ("preview", "run"):
+                options = _match_options(request.POST)
+                if action == "preview":
+                    preview = run_matching(
+                        incident, by=request.user, options=MatchOptions(dry_run=True, **options)
+                    )
+                else:
+                    jobs.start(incident, Job.Kind.MATCHING, by=request.user, options=options)
+                    messages.success(request, "Matching ran; the proposals below are the new ones.")
+                    return redirect("matching-board", pk=incident.pk)
+            elif action in ("lock", "unlock", "exclude"):
+                deployment = get_object_or_404(
+                    Deployment.objects.filter(request__facility__incident=incident),
+                    pk=request.POST.get("deployment"),
+                )
+                if action == "exclude":
+                    workflow.exclude(deployment, by=request.user, reason=request.POST.get("reason", ""))
+                    messages.success(request, f"{deployment.expert.full_name} excluded from that request.")
+                else:
+                    workflow.set_locked(deployment, by=request.user, locked=action == "lock")
+                return redirect("matching-board", pk=incident.pk)
+            elif action == "offer":
+                chosen = [int(v) for v in request.POST.getlist("deployment") if v.isdigit()]
+                if not chosen:
+                    messages.info(request, "Tick the proposals to offer first.")
+                else:
+                    done = workflow.offer_proposals(incident, by=request.user, deployments=chosen)
+                    messages.success(request, f"{len(done.offered)} offer(s) sent; responders are emailed.")
+                    for reason in list(done.skipped.values())[:10]:
+                        messages.warning(request, f"Not offered: {reason}")
+                return redirect("matching-board", pk=incident.pk)
+        except InvalidInput as exc:
+            errors[exc.field or "form"] = exc.message
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return redirect("matching-board", pk=incident.pk)
+    proposals = (
+        Deployment.objects.filter(request__facility__incident=incident, status=Status.PROPOSED)
+        .select_related("expert__agency", "request__facility", "request__qualification")
+        .order_by("request__priority", "request__facility__code", "request__qualification__code", "pk")
+    )
+    last_run = incident.jobs.filter(kind=Job.Kind.MATCHING, status=Job.Status.DONE).first()
+    return render(
+        request,
+        "incidents/matching_board.html",
+        {
+            "incident": incident,
+            "proposals": proposals,
+            "last_run": last_run,
+            "unfilled": (last_run.result or {}).get("unfilled", []) if last_run else [],
+            "preview": preview,
+            "errors": errors,
+            "post": request.POST,
         },
     )

@@ -40,7 +40,7 @@ from deploy_tracker.errors import (
     RequestFull,
 )
 from incidents import access, events
-from incidents.models import Approval, Deployment, HealthScreening, Incident, RoleRequest
+from incidents.models import Approval, Deployment, Exclusion, HealthScreening, Incident, RoleRequest
 from resources.models import Expert
 
 if TYPE_CHECKING:
@@ -746,6 +746,46 @@ def release(
         )
         _event(deployment, "deployment.released", by=by, previous=previous, at=now)
     return deployment
+
+
+def set_locked(deployment: Deployment | int, *, by: Actor, locked: bool) -> Deployment:
+    """Keep a proposal through the next matching runs (or let them replace it again)."""
+    deployment = _fresh(deployment)
+    _require_commander(by, deployment, "lock")
+    if deployment.status != Status.PROPOSED:
+        raise IllegalTransition(
+            f"Only a proposal can be locked; deployment #{deployment.pk} is {deployment.status}."
+        )
+    with transaction.atomic():
+        Deployment.objects.filter(pk=deployment.pk).update(locked=locked)
+        deployment.locked = locked
+        _event(
+            deployment,
+            "deployment.locked" if locked else "deployment.unlocked",
+            by=by,
+            previous=None,
+            at=timezone.now(),
+            for_responder=False,
+        )
+    return deployment
+
+
+def exclude(deployment: Deployment | int, *, by: Actor, reason: str) -> Exclusion:
+    """A commander's "not this person for this request": the proposal goes, and matching never
+    proposes them there again (incidents/matching reads the exclusions)."""
+    deployment = _fresh(deployment)
+    _require_commander(by, deployment, "exclude")
+    if not reason.strip():
+        raise InvalidInput("Say why this person is excluded from the request.", field="reason")
+    with transaction.atomic():
+        exclusion, _ = Exclusion.objects.get_or_create(
+            request_id=deployment.request_id,
+            expert_id=deployment.expert_id,
+            defaults={"reason": reason.strip()[:300], "created_by": by},
+        )
+        if deployment.status == Status.PROPOSED:
+            cancel(deployment, by=by, reason=f"Excluded by the commander: {reason.strip()}")
+    return exclusion
 
 
 @dataclass(frozen=True)
