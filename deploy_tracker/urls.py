@@ -29,6 +29,7 @@ urlpatterns = [
     path("incidents/<int:pk>/match/", views.incident_match, name="incident-match"),
     path("incidents/<int:pk>/offers/", views.incident_offers, name="incident-offers"),
     path("incidents/<int:pk>/matching/", views.matching_board, name="matching-board"),
+    path("incidents/<int:pk>/demobilization/", views.demob_board, name="demob-board"),
     path("incidents/<int:pk>/check-in/", views.check_in_page, name="check-in"),
     path("me/", views.my_deployments, name="my-deployments"),
     path("me/deployments/<int:pk>/accept/", views.answer_offer, {"answer": "accept"}, name="my-accept"),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
-from incidents.models import Deployment, Event, Incident, RoleRequest
+from incidents.models import Approval, Deployment, EquipmentIssue, Event, Incident, RoleRequest
 
 Status = Deployment.Status
 ALERT_TYPES = (
@@ -64,3 +65,23 @@ def totals(rows: list[RoleRequest]) -> Totals:
 def alerts(incident: Incident, limit: int = 30) -> QuerySet[Event]:
     """What a commander must react to: declines, expiries, cancellations, failed screenings."""
     return Event.objects.filter(incident=incident, type__in=ALERT_TYPES).order_by("-id")[:limit]
+
+
+def due_out(incident: Incident, until: date) -> QuerySet[Deployment]:
+    """Who is on site and due for release by `until` (ICS 221), with what blocks each release
+    counted in the same query: equipment still out, time entries not approved."""
+    return (
+        Deployment.objects.filter(
+            request__facility__incident=incident, status=Deployment.Status.ON_SITE, end__lte=until
+        )
+        .select_related("expert__agency", "request__facility", "request__qualification")
+        .prefetch_related(
+            Prefetch("equipment", queryset=EquipmentIssue.objects.filter(returned_at__isnull=True))
+        )
+        .annotate(
+            n_unapproved=Count(
+                "time_entries", filter=~Q(time_entries__status=Approval.APPROVED), distinct=True
+            ),
+        )
+        .order_by("end", "request__facility__code", "expert__last_name")
+    )

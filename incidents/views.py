@@ -28,6 +28,7 @@ from incidents.matching.loader import run as run_matching
 from incidents.models import (
     Approval,
     Deployment,
+    EquipmentIssue,
     Event,
     Expense,
     Incident,
@@ -492,5 +493,54 @@ def matching_board(request: HttpRequest, pk: int) -> HttpResponse:
             "preview": preview,
             "errors": errors,
             "post": request.POST,
+        },
+    )
+
+
+# --- Demobilization ---------------------------------------------------------------------------------
+
+
+@login_required
+def demob_board(request: HttpRequest, pk: int) -> HttpResponse:
+    """Who is due out (ICS 221), what blocks each release, and the check-out: equipment back,
+    return travel arranged, release."""
+    incident = _incident_for(request, pk)
+    assert isinstance(request.user, User)
+    if not access.can_command(request.user, incident):
+        raise Http404("Only the incident's commanders release people.")
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "return":
+                item = get_object_or_404(
+                    EquipmentIssue.objects.filter(deployment__request__facility__incident=incident),
+                    pk=request.POST.get("item"),
+                )
+                workflow.return_equipment(item, by=request.user)
+                messages.success(request, f"{item.item} returned.")
+            else:
+                deployment = get_object_or_404(
+                    Deployment.objects.filter(request__facility__incident=incident),
+                    pk=request.POST.get("deployment"),
+                )
+                workflow.release(
+                    deployment, by=request.user, travel_arranged=request.POST.get("travel_arranged") == "on"
+                )
+                messages.success(request, f"{deployment.expert.full_name} released.")
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        return redirect(f"{reverse('demob-board', args=[incident.pk])}?days={request.GET.get('days', '')}")
+    try:
+        days = max(0, min(60, int(request.GET.get("days") or 3)))
+    except ValueError:
+        days = 3
+    today = timezone.localdate(timezone=incident.tz)
+    return render(
+        request,
+        "incidents/demob_board.html",
+        {
+            "incident": incident,
+            "due": selectors.due_out(incident, today + timedelta(days=days)),
+            "days": days,
+            "today": today,
         },
     )

@@ -40,7 +40,15 @@ from deploy_tracker.errors import (
     RequestFull,
 )
 from incidents import access, events
-from incidents.models import Approval, Deployment, Exclusion, HealthScreening, Incident, RoleRequest
+from incidents.models import (
+    Approval,
+    Deployment,
+    EquipmentIssue,
+    Exclusion,
+    HealthScreening,
+    Incident,
+    RoleRequest,
+)
 from resources.models import Expert
 
 if TYPE_CHECKING:
@@ -715,6 +723,22 @@ def release_blockers(deployment: Deployment) -> list[str]:
     if not deployment.travel_arranged:
         blockers.append("return travel not arranged")
     return blockers
+
+
+def return_equipment(item: EquipmentIssue | int, *, by: Actor, at: datetime | None = None) -> EquipmentIssue:
+    """Sign an issued item back in at check-out (ICS 221: equipment returned)."""
+    pk = item if isinstance(item, int) else item.pk
+    item = EquipmentIssue.objects.select_related(
+        "deployment__request__facility__incident", "deployment__request__qualification", "deployment__expert"
+    ).get(pk=pk)
+    _require_commander(by, item.deployment, "check out equipment of")
+    now = _when(at)
+    with transaction.atomic():
+        if not EquipmentIssue.objects.filter(pk=item.pk, returned_at__isnull=True).update(returned_at=now):
+            raise IllegalTransition(f"{item.item} was already returned.")
+        item.returned_at = now
+        _event(item.deployment, "equipment.returned", by=by, previous=None, at=now, item=item.item)
+    return item
 
 
 def release(
