@@ -112,15 +112,31 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels ------------------------------------------------------------------------------
 REDIS_URL = env_redis_url("REDIS_URL")
+# A client may fall this many messages behind before one is dropped (Channels' default: 100).
+_LAYER_CAPACITY = 1_000
+# Group membership lasts as long as the connection (Channels' default drops it after a day,
+# and a dashboard stays open through a whole operational period).
+_GROUP_EXPIRY = 30 * 86_400
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                # redis-py 8 times a read out after 5 s, as long as channels-redis blocks
+                # waiting on an idle channel: a longer socket timeout keeps idle clients alive.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "capacity": _LAYER_CAPACITY,
+                "group_expiry": _GROUP_EXPIRY,
+            },
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "deploy_tracker.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": _LAYER_CAPACITY, "group_expiry": _GROUP_EXPIRY},
+        }
+    }
 
 # --- Background work (django.tasks) ----------------------------------------------------------
 # immediate: a task runs in the process that enqueued it (embedded default, tests);

@@ -29,7 +29,10 @@ class _LiveConsumer(AsyncWebsocketConsumer):
     """Shared by both feeds: refuse, join one group, replay, then forward."""
 
     group: str
-    last_id = 0
+    # Everything up to this id reached the client by the replay (or predates the connection);
+    # live messages at or below it are dropped. It is fixed at connect: live messages of
+    # concurrent transactions may arrive in any order and are all forwarded.
+    replayed_until = 0
 
     async def refuse(self, code: int) -> None:
         await self.accept()
@@ -37,29 +40,33 @@ class _LiveConsumer(AsyncWebsocketConsumer):
 
     async def start(self, group: str, events: Q) -> None:
         self.group = group
-        # Join before replaying: whatever commits meanwhile arrives live, and `last_id` drops
+        # Join before replaying: whatever commits meanwhile arrives live, and `replayed_until` drops
         # what the replay already sent.
         await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         since = _since(self.scope)
         if since is None:
-            self.last_id = await database_sync_to_async(_newest)(events)
+            self.replayed_until = await database_sync_to_async(_newest)(events)
             return
         missed, newest = await database_sync_to_async(_replay)(events, since)
         if missed is None:
             await self.send(text_data=json.dumps({"reload": True}))
         elif missed:
             await self.send(text_data=missed)
-        self.last_id = max(newest, since)
+        self.replayed_until = max(newest, since)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def live_events(self, message: live.GroupMessage) -> None:
-        if message["last"] <= self.last_id:
-            return  # already replayed
-        self.last_id = message["last"]
+        if message["last"] <= self.replayed_until:
+            return  # the replay sent it all
+        if message["first"] <= self.replayed_until:  # committed while we replayed: send the rest
+            body = json.loads(message["text"])
+            body["events"] = [e for e in body["events"] if e["id"] > self.replayed_until]
+            await self.send(text_data=json.dumps(body))
+            return
         await self.send(text_data=message["text"])
 
 

@@ -15,6 +15,7 @@ screens also get `{"job": {...}}` while a background job runs (`job_progress`, b
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import defaultdict
@@ -153,14 +154,26 @@ def deliver(event_ids: list[int]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    for group, mine in by_group.items():
-        message: GroupMessage = {
-            "type": MESSAGE_TYPE,
-            "text": message_text(mine),
-            "first": mine[0].pk,
-            "last": mine[-1].pk,
-        }
-        async_to_sync(layer.group_send)(group, message)
+    messages: dict[str, GroupMessage] = {
+        group: {"type": MESSAGE_TYPE, "text": message_text(mine), "first": mine[0].pk, "last": mine[-1].pk}
+        for group, mine in by_group.items()
+    }
+    async_to_sync(_send_all)(layer, messages)
+
+
+SEND_CONCURRENCY = 16  # group sends in flight at once: well inside a Redis connection pool
+
+
+async def _send_all(layer: Any, messages: dict[str, GroupMessage]) -> None:
+    """One hop into the event loop for all the groups, sent concurrently (a 500-offer
+    confirmation reaches 501 groups: the incident and each responder), a few at a time."""
+    slots = asyncio.Semaphore(SEND_CONCURRENCY)
+
+    async def send(group: str, message: GroupMessage) -> None:
+        async with slots:
+            await layer.group_send(group, message)
+
+    await asyncio.gather(*(send(group, message) for group, message in messages.items()))
 
 
 def job_progress(incident_id: int, state: JobState) -> None:

@@ -279,3 +279,48 @@ async def test_a_background_job_reports_progress_then_its_end_to_the_incident_on
     assert await alice.receive_nothing(timeout=0.2)  # progress and job ends are for the incident's members
     await alice.disconnect()
     await dashboard.disconnect()
+
+
+async def test_messages_of_concurrent_transactions_are_all_forwarded_in_any_order(
+    world: World, tokens: dict
+) -> None:
+    """Two requests commit at once; their messages may reach the layer in either order."""
+    from channels.layers import get_channel_layer
+
+    from incidents import live
+
+    communicator = await connect(f"/ws/incidents/{world.incident.pk}/", tokens["commander"])
+    layer = get_channel_layer()
+    group = live.incident_group(world.incident.pk)
+    newer = {"type": "live.events", "text": '{"events": [{"id": 1002}]}', "first": 1002, "last": 1002}
+    older = {"type": "live.events", "text": '{"events": [{"id": 1001}]}', "first": 1001, "last": 1001}
+    await layer.group_send(group, newer)
+    await layer.group_send(group, older)
+    assert (await communicator.receive_json_from())["events"] == [{"id": 1002}]
+    assert (await communicator.receive_json_from())["events"] == [{"id": 1001}]
+    await communicator.disconnect()
+
+
+async def test_a_message_that_straddles_the_replay_sends_only_what_the_replay_did_not(
+    world: World, tokens: dict
+) -> None:
+    """A transaction commits while the client replays: the replay has its first event, the
+    live message brings both; the client gets the second one once."""
+    import json
+
+    from channels.layers import get_channel_layer
+
+    from incidents import live
+
+    await in_db(lambda: proposal(world))
+    newest = await in_db(lambda: Event.objects.latest("id").pk)
+    communicator = await connect(
+        f"/ws/incidents/{world.incident.pk}/?since={newest - 1}", tokens["commander"]
+    )
+    assert [e["id"] for e in (await communicator.receive_json_from())["events"]] == [newest]
+    body = json.loads(live.message_text(await in_db(lambda: list(Event.objects.filter(pk=newest)))))
+    body["events"].append({**body["events"][0], "id": newest + 1})
+    message = {"type": "live.events", "text": json.dumps(body), "first": newest, "last": newest + 1}
+    await get_channel_layer().group_send(live.incident_group(world.incident.pk), message)
+    assert [e["id"] for e in (await communicator.receive_json_from())["events"]] == [newest + 1]
+    await communicator.disconnect()

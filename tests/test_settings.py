@@ -349,7 +349,7 @@ def test_embedded_defaults_pass_the_checks() -> None:
             {
                 "engine": "django.db.backends.sqlite3",
                 "transaction_mode": "IMMEDIATE",
-                "channel_layer": "channels.layers.InMemoryChannelLayer",
+                "channel_layer": "deploy_tracker.layers.InMemoryChannelLayer",
                 "log_level": "INFO",
             },
         ),
