@@ -5,18 +5,34 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework import serializers
+from rest_framework.authtoken.views import ObtainAuthToken
 
+from deploy_tracker.api import not_found
 from incidents import views
+from incidents.serializers import errors
 
 admin.site.site_header = "Deploy Tracker"
 admin.site.site_title = "Deploy Tracker"
 admin.site.index_title = "Records"
 
+
+@extend_schema_view(
+    post=extend_schema(
+        responses={200: inline_serializer("TokenAnswer", {"token": serializers.CharField()}), **errors(400)}
+    )
+)
+class TokenLogin(ObtainAuthToken):
+    """`{username, password}` → `{token}`; wrong credentials are a 400 (non_field_errors)."""
+
+
+handler404 = not_found
+
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/token/", TokenLogin.as_view(), name="api-token"),
     path("api/", include("deploy_tracker.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

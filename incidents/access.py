@@ -27,7 +27,7 @@ from incidents.models import (
     RoleRequest,
     TimeEntry,
 )
-from resources.models import Availability, Credential, Expert
+from resources.models import Agency, Availability, Credential, Expert, Qualification
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -61,6 +61,8 @@ _SCOPES: dict[type[models.Model], tuple[str, str | None]] = {
 # Roster records: every commander needs the whole roster to match against; finance officers
 # and viewers see the people deployed in their incidents; a responder sees themself.
 _ROSTER_SCOPES: dict[type[models.Model], str] = {Expert: "", Credential: "expert", Availability: "expert"}
+# Reference data about no one and no incident: every signed-in user reads it.
+_CATALOG: frozenset[type[models.Model]] = frozenset({Qualification, Agency})
 
 
 def _prefix(path: str, field: str) -> str:
@@ -117,6 +119,8 @@ def visible[M: models.Model](user: Actor, queryset: models.QuerySet[M]) -> model
     if user.is_superuser:
         return queryset
     model = queryset.model
+    if model in _CATALOG:
+        return queryset
     if model in _SCOPES:
         incident_path, responder_path = _SCOPES[model]
         rule = Q(**{_prefix(incident_path, "id__in"): member_incident_ids(user)})

@@ -129,8 +129,17 @@ def test_superuser_sees_everything(world: World, records: dict[str, Deployment])
 
 
 def test_a_model_without_a_rule_is_refused_not_leaked(world: World) -> None:
-    with pytest.raises(LookupError, match="No visibility rule for Qualification"):
-        visible(world.commander, Qualification.objects.all())
+    from django.contrib.auth.models import Group
+
+    with pytest.raises(LookupError, match="No visibility rule for Group"):
+        visible(world.commander, Group.objects.all())
+
+
+def test_the_catalog_is_read_by_every_signed_in_user_and_no_one_else(world: World) -> None:
+    from django.contrib.auth.models import AnonymousUser
+
+    assert visible(world.alice_user, Qualification.objects.all()).count() == Qualification.objects.count() > 0
+    assert not visible(AnonymousUser(), Qualification.objects.all()).exists()
 
 
 def test_the_selector_is_one_query(
