@@ -7,6 +7,7 @@ ALLOWED_HOSTS, `DATABASE_URL` for PostgreSQL, `REDIS_URL` for the Redis channel 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -25,6 +26,13 @@ from deploy_tracker.env import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _leaflet_package() -> str:
+    spec = importlib.util.find_spec("leaflet")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImproperlyConfigured("django-leaflet is not installed (requirements.txt).")
+    return str(spec.submodule_search_locations[0])
 
 DEBUG = env_bool("DEBUG", default=True)
 _DEV_SECRET = "insecure-development-key-never-use-in-production-0123456789abcdef"
@@ -138,6 +146,14 @@ else:
         }
     }
 
+# --- Map ----------------------------------------------------------------------------------
+# Tile server of the incident map ({z}/{x}/{y} template); empty: no tiles, the facility markers
+# alone (an agency network that reaches no tile server still gets a working map).
+MAP_TILES_URL = env_str("MAP_TILES_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+if MAP_TILES_URL.lower() in ("none", "off"):
+    MAP_TILES_URL = ""
+MAP_ATTRIBUTION = env_str("MAP_ATTRIBUTION", default="© OpenStreetMap contributors")
+
 # --- Background work (django.tasks) ----------------------------------------------------------
 # immediate: a task runs in the process that enqueued it (embedded default, tests);
 # database: queued in the database and run by `python manage.py db_worker` (production).
@@ -170,7 +186,12 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "deploy_tracker" / "static"]  # the site-wide stylesheet
+STATICFILES_DIRS = [
+    BASE_DIR / "deploy_tracker" / "static",  # the site-wide stylesheet
+    # Leaflet, as django-leaflet ships it (static/leaflet/...). Only its files: its Django app
+    # needs GeoDjango's GDAL, which the map does not.
+    Path(_leaflet_package()) / "static",
+]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

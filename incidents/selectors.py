@@ -85,3 +85,33 @@ def due_out(incident: Incident, until: date) -> QuerySet[Deployment]:
         )
         .order_by("end", "request__facility__code", "expert__last_name")
     )
+
+
+def facility_points(incident: Incident, rows: list[RoleRequest]) -> list[dict[str, object]]:
+    """The incident's facilities for the map: where, and how filled their running requests are
+    (`full`, `partial`, `empty`, or `idle` with nothing requested). `rows` is `request_fill`'s."""
+    per: dict[int, list[int]] = {}
+    for r in rows:
+        counts = per.setdefault(r.facility_id, [0, 0, 0])
+        counts[0] += r.quantity
+        counts[1] += r.n_on_site + r.n_accepted  # type: ignore[attr-defined]
+        counts[2] += r.n_offered + r.n_proposed  # type: ignore[attr-defined]
+    points: list[dict[str, object]] = []
+    for f in incident.facilities.order_by("code"):
+        requested, filled, pending = per.get(f.pk, [0, 0, 0])
+        state = (
+            "idle" if not requested else "full" if filled >= requested else "partial" if filled else "empty"
+        )
+        points.append(
+            {
+                "code": f.code,
+                "name": f.name,
+                "lat": f.latitude,
+                "lon": f.longitude,
+                "requested": requested,
+                "filled": filled,
+                "pending": pending,
+                "state": state,
+            }
+        )
+    return points

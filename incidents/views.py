@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -226,7 +227,12 @@ def _incident_for(request: HttpRequest, pk: int) -> Incident:
 def _fill_context(incident: Incident) -> dict[str, Any]:
     today = timezone.localdate(timezone=incident.tz)
     rows = [r for r in selectors.request_fill(incident) if r.end >= today]
-    return {"incident": incident, "rows": rows, "totals": selectors.totals(rows)}
+    return {
+        "incident": incident,
+        "rows": rows,
+        "totals": selectors.totals(rows),
+        "map_points": selectors.facility_points(incident, rows),
+    }
 
 
 @login_required
@@ -245,6 +251,8 @@ def incident_page(request: HttpRequest, pk: int) -> HttpResponse:
             "last_event": newest,
             "can_command": access.can_command(request.user, incident),
             "can_approve": access.can_approve_costs(request.user, incident),
+            "map_tiles": settings.MAP_TILES_URL,
+            "map_attribution": settings.MAP_ATTRIBUTION,
         },
     )
 

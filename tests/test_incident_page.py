@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -60,8 +62,9 @@ def test_the_page_takes_the_same_queries_whatever_its_size(
 ) -> None:  # type: ignore[no-untyped-def]
     client.force_login(world.commander)
     url = reverse("incident", args=[world.incident.pk])
-    # session, user, incident (scoped), newest event, requests with counts, alerts, 2× role, jobs
-    with django_assert_max_num_queries(10):
+    # session, user, incident (scoped), newest event, requests with counts, alerts, 2× role, jobs,
+    # facilities (map)
+    with django_assert_max_num_queries(11):
         client.get(url)
     facility = world.request.facility
     for _ in range(25):
@@ -69,7 +72,7 @@ def test_the_page_takes_the_same_queries_whatever_its_size(
         factories.DeploymentFactory(request=request, status=Status.ACCEPTED)
     for _ in range(5):
         Job.objects.create(incident=world.incident, kind=Job.Kind.MATCHING, requested_by=world.commander)
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):
         assert client.get(url).status_code == 200
 
 
@@ -184,3 +187,29 @@ def test_strangers_cannot_post_the_actions(world: World, client: Client, who: st
     client.force_login(getattr(world, who))
     assert client.post(reverse("incident-offers", args=[world.incident.pk])).status_code == 404
     assert client.post(reverse("incident-match", args=[world.incident.pk])).status_code == 404
+
+
+def test_the_map_data_colours_each_facility_by_fill(world: World, client: Client) -> None:
+    import json
+
+    from incidents import selectors
+
+    today = timezone.localdate(timezone=world.incident.tz)
+    world.request.start, world.request.end, world.request.quantity = today, today + timedelta(days=5), 2
+    world.request.save()
+    factories.DeploymentFactory(request=world.request, status=Status.ON_SITE, start=today)
+    idle = factories.FacilityFactory(incident=world.incident, code="LTC-YAK-02")
+    rows = list(selectors.request_fill(world.incident))
+    points = {p["code"]: p for p in selectors.facility_points(world.incident, rows)}
+    assert (points[world.request.facility.code]["state"], points[world.request.facility.code]["filled"]) == (
+        "partial",
+        1,
+    )
+    assert points[idle.code]["state"] == "idle"
+    client.force_login(world.viewer)
+    page = client.get(reverse("incident", args=[world.incident.pk])).content.decode()
+    embedded = json.loads(
+        page.split('<script id="map-points" type="application/json">')[1].split("</script>")[0]
+    )
+    assert {p["code"] for p in embedded} == {world.request.facility.code, idle.code}
+    assert 'id="map"' in page and "leaflet/leaflet.js" in page

@@ -37,6 +37,9 @@ def test_commander_matches_and_offers_then_sees_a_responders_accept_live(
     commander, board, board_errors = signed_in(browser, site, "commander", DESKTOP)
     board.get_by_role("link", name=re.compile("WA-2026-01")).first.click()
     board.wait_for_selector("#live-state:text('live')")
+    # The map draws a marker per facility even with no tile server reachable (none is set here).
+    facilities = len(board.evaluate("JSON.parse(document.getElementById('map-points').textContent)"))
+    assert facilities > 0 and board.locator("#map path.leaflet-interactive").count() == facilities
     board.get_by_role("button", name="Run matching").click()
     board.wait_for_load_state()
     assert "Matching proposed" in board.locator(".messages").inner_text()

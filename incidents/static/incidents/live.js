@@ -22,6 +22,7 @@
       const fresh = fragment.querySelector("#fill");
       const old = document.getElementById("fill");
       if (fresh && old) old.replaceWith(fresh);
+      document.dispatchEvent(new CustomEvent("fill-updated"));
       const send = document.getElementById("send-offers");
       if (send && fresh) send.disabled = fresh.dataset.proposed === "0";
     }, 500);
