@@ -10,19 +10,18 @@ ISO 8601 UTC.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Max, Min, Model, QuerySet
+from django.db.models import Model, QuerySet
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
-from deploy_tracker.errors import IllegalTransition, NotAllowed, RequestFull
-from incidents import access, workflow
+from deploy_tracker.errors import InvalidInput
+from incidents import requests, workflow
 from incidents.access import visible
 from incidents.filters import MAX_ID
 from incidents.models import (
@@ -189,56 +188,19 @@ class RoleRequestSerializer(serializers.ModelSerializer[RoleRequest]):
         def value(name: str) -> Any:  # what the request will hold: the new value or the kept one
             return attrs[name] if name in attrs else getattr(before, name)
 
-        facility: Facility = value("facility")
-        start, end = value("start"), value("end")
-        if end < start:
-            raise serializers.ValidationError(
-                {"end": f"The request ends ({end}) before it starts ({start})."}
-            )
-        incident = facility.incident
-        if not access.can_command(actor(self.context), incident):
-            raise NotAllowed(f"Only a commander of incident {incident.number} can write its requests.")
-        if before is not None:
-            _keep_live_deployments_whole(
-                before,
-                facility=facility,
+        try:
+            requests.check(
+                actor(self.context),
+                facility=value("facility"),
                 qualification=value("qualification"),
                 quantity=value("quantity"),
-                start=start,
-                end=end,
+                start=value("start"),
+                end=value("end"),
+                existing=before,
             )
+        except InvalidInput as exc:
+            raise serializers.ValidationError({exc.field or "non_field_errors": exc.message}) from None
         return attrs
-
-
-def _keep_live_deployments_whole(
-    request: RoleRequest,
-    *,
-    facility: Facility,
-    qualification: Qualification,
-    quantity: int,
-    start: date,
-    end: date,
-) -> None:
-    """A request with live deployments keeps its place, its role, their dates and their number."""
-    live = request.deployments.filter(status__in=Deployment.FILLING).aggregate(
-        n=Count("pk"), first=Min("start"), last=Max("end")
-    )
-    if not live["n"]:
-        return
-    if facility.pk != request.facility_id or qualification.pk != request.qualification_id:
-        raise IllegalTransition(
-            f"Request #{request.pk} has {live['n']} live deployment(s); its facility and qualification "
-            "stay as they are (cancel them first, or make a new request)."
-        )
-    if start > live["first"] or end < live["last"]:
-        raise IllegalTransition(
-            f"Request #{request.pk} has live deployments from {live['first']} to {live['last']}; "
-            "its dates must still cover them."
-        )
-    if quantity < live["n"]:
-        raise RequestFull(
-            f"Request #{request.pk} already has {live['n']} live deployment(s); it cannot ask for fewer."
-        )
 
 
 # --- Deployments --------------------------------------------------------------------------------

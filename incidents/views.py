@@ -22,8 +22,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from deploy_tracker.errors import DomainError, InvalidInput
-from incidents import access, calendar, jobs, offers, selectors, timesheets, workflow
+from incidents import access, calendar, jobs, offers, requests, selectors, timesheets, workflow
 from incidents.access import visible
+from incidents.forms import RoleRequestForm
 from incidents.matching.loader import Options as MatchOptions
 from incidents.matching.loader import run as run_matching
 from incidents.models import (
@@ -35,6 +36,7 @@ from incidents.models import (
     Incident,
     IncidentMembership,
     Job,
+    RoleRequest,
     TimeEntry,
 )
 from resources.models import Expert
@@ -312,7 +314,12 @@ def incident_offers(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def incident_fill(request: HttpRequest, pk: int) -> HttpResponse:
     """The fill table alone, for the page's script to swap in after live events."""
-    return render(request, "incidents/_fill.html", _fill_context(_incident_for(request, pk)))
+    incident = _incident_for(request, pk)
+    return render(
+        request,
+        "incidents/_fill.html",
+        {**_fill_context(incident), "can_command": access.can_command(request.user, incident)},
+    )
 
 
 @login_required
@@ -551,4 +558,33 @@ def demob_board(request: HttpRequest, pk: int) -> HttpResponse:
             "days": days,
             "today": today,
         },
+    )
+
+
+# --- Request entry ----------------------------------------------------------------------------------
+
+
+@login_required
+def request_form(request: HttpRequest, pk: int, request_id: int | None = None) -> HttpResponse:
+    """Enter a new resource request, or edit one; the rules are `incidents.requests`'."""
+    incident = _incident_for(request, pk)
+    assert isinstance(request.user, User)
+    if not access.can_command(request.user, incident):
+        raise Http404("Only the incident's commanders write its requests.")
+    existing = None
+    if request_id is not None:
+        existing = get_object_or_404(RoleRequest.objects.filter(facility__incident=incident), pk=request_id)
+    form = RoleRequestForm(request.POST or None, instance=existing, incident=incident, by=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = requests.save(form.instance, by=request.user)
+        except InvalidInput as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Request #{saved.pk} saved: {saved}.")
+            return redirect("incident", pk=incident.pk)
+    return render(
+        request, "incidents/request_form.html", {"incident": incident, "form": form, "existing": existing}
     )
