@@ -34,6 +34,7 @@ def _leaflet_package() -> str:
         raise ImproperlyConfigured("django-leaflet is not installed (requirements.txt).")
     return str(spec.submodule_search_locations[0])
 
+
 DEBUG = env_bool("DEBUG", default=True)
 _DEV_SECRET = "insecure-development-key-never-use-in-production-0123456789abcdef"
 if DEBUG:

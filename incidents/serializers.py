@@ -135,6 +135,8 @@ class IncidentSerializer(serializers.ModelSerializer[Incident]):
 
 class FacilitySerializer(serializers.ModelSerializer[Facility]):
     incident_number = serializers.CharField(source="incident.number", read_only=True)
+    # Often unknown: an empty string then, which an OpenAPI "email" format would refuse.
+    contact_email = serializers.CharField(read_only=True, help_text="An email address, or empty.")
 
     class Meta:
         model = Facility
