@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from resources import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("imports/roster/", views.roster_import, name="import-roster"),
+    path("imports/incident/", views.incident_import, name="import-incident"),
+    path("imports/<str:kind>/template.xlsx", views.template_download, name="import-template"),
+]
