@@ -713,14 +713,22 @@ def check_in(
 
 def release_blockers(deployment: Deployment) -> list[str]:
     """What still stands between this person and release (ICS 221 check-out)."""
+    return checkout_blockers(
+        equipment_out=deployment.equipment.filter(returned_at__isnull=True).count(),
+        time_not_approved=deployment.time_entries.exclude(status=Approval.APPROVED).count(),
+        travel_arranged=deployment.travel_arranged,
+    )
+
+
+def checkout_blockers(*, equipment_out: int, time_not_approved: int, travel_arranged: bool) -> list[str]:
+    """The open ICS 221 check-out items, from counts (reports read them for thousands at once)."""
     blockers = []
-    outstanding = deployment.equipment.filter(returned_at__isnull=True).count()
-    if outstanding:
-        blockers.append(f"{outstanding} equipment item(s) not returned")
-    unapproved = deployment.time_entries.exclude(status=Approval.APPROVED).count()
-    if unapproved:
-        blockers.append(f"{unapproved} time entr{'y' if unapproved == 1 else 'ies'} not approved")
-    if not deployment.travel_arranged:
+    if equipment_out:
+        blockers.append(f"{equipment_out} equipment item(s) not returned")
+    if time_not_approved:
+        n = time_not_approved
+        blockers.append(f"{n} time entr{'y' if n == 1 else 'ies'} not approved")
+    if not travel_arranged:
         blockers.append("return travel not arranged")
     return blockers
 

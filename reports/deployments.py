@@ -25,6 +25,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, Concat, TruncDate
 
+from incidents import workflow
 from incidents.models import Approval, Deployment, EquipmentIssue, TimeEntry
 
 Status = Deployment.Status
@@ -85,16 +86,8 @@ def items_out() -> Subquery:
 
 
 def blockers(equipment_out: int, not_approved: int, travel_arranged: bool) -> list[str]:
-    """What stands between a person and release, from counts read in bulk.
-
-    The same rule and words as `incidents.workflow.release_blockers` (ICS 221 check-out), which
-    reads one deployment at a time; a test keeps the two in step.
-    """
-    found = []
-    if equipment_out:
-        found.append(f"{equipment_out} equipment item(s) not returned")
-    if not_approved:
-        found.append(f"{not_approved} time entr{'y' if not_approved == 1 else 'ies'} not approved")
-    if not travel_arranged:
-        found.append("return travel not arranged")
-    return found
+    """What stands between a person and release, from counts read in bulk: the workflow's own
+    rule and words (`incidents.workflow.checkout_blockers`)."""
+    return workflow.checkout_blockers(
+        equipment_out=equipment_out, time_not_approved=not_approved, travel_arranged=travel_arranged
+    )

@@ -153,13 +153,15 @@ class FinanceFilterSet(ReportFilterSet):
         return qs.filter(date__lte=value)
 
 
-LABOR = [
-    Column("date", "Date", Kind.DATE, 11),
+# Who worked (each labor row and each person row starts with them) and what it cost.
+_WHO = [
     Column("name", "Name", Kind.TEXT, 24),
     Column("agency", "Agency", Kind.TEXT, 28),
     Column("cost_code", "Cost code", Kind.TEXT, 16),
     Column("job_title", "Job title", Kind.TEXT, 24),
     Column("facility", "Facility", Kind.TEXT, 14),
+]
+_PAY = [
     Column("regular_hours", "Regular hours", Kind.HOURS, 9),
     Column("overtime_hours", "Overtime hours", Kind.HOURS, 9),
     Column("hourly_rate", "Hourly rate", Kind.MONEY, 10),
@@ -169,26 +171,14 @@ LABOR = [
     Column("overtime_cost", "Overtime cost", Kind.MONEY, 12),
     Column("fringe_cost", "Fringe cost", Kind.MONEY, 12),
     Column("total_cost", "Total cost", Kind.MONEY, 13),
-    Column("status", "Status", Kind.TEXT, 10),
 ]
+LABOR = [Column("date", "Date", Kind.DATE, 11), *_WHO, *_PAY, Column("status", "Status", Kind.TEXT, 10)]
 PEOPLE = [
-    Column("name", "Name", Kind.TEXT, 24),
-    Column("agency", "Agency", Kind.TEXT, 28),
-    Column("cost_code", "Cost code", Kind.TEXT, 16),
-    Column("job_title", "Job title", Kind.TEXT, 24),
-    Column("facility", "Facility", Kind.TEXT, 14),
+    *_WHO,
     Column("first_day", "First day", Kind.DATE, 11),
     Column("last_day", "Last day", Kind.DATE, 11),
     Column("days", "Days", Kind.INT, 6),
-    Column("regular_hours", "Regular hours", Kind.HOURS, 9),
-    Column("overtime_hours", "Overtime hours", Kind.HOURS, 9),
-    Column("hourly_rate", "Hourly rate", Kind.MONEY, 10),
-    Column("overtime_rate", "Overtime rate", Kind.MONEY, 10),
-    Column("fringe_rate", "Fringe rate", Kind.PERCENT, 9),
-    Column("regular_cost", "Regular cost", Kind.MONEY, 12),
-    Column("overtime_cost", "Overtime cost", Kind.MONEY, 12),
-    Column("fringe_cost", "Fringe cost", Kind.MONEY, 12),
-    Column("total_cost", "Total cost", Kind.MONEY, 13),
+    *_PAY,
 ]
 EXPENSES = [
     Column("date", "Date", Kind.DATE, 11),
