@@ -9,10 +9,8 @@ import http.cookiejar
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -27,15 +25,10 @@ from rest_framework.authtoken.models import Token
 from incidents import offers, workflow
 from incidents.models import Deployment
 from tests.conftest import World, database_url
+from tests.servers import daphnes
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def server_env() -> dict[str, str]:
@@ -54,47 +47,8 @@ def server_env() -> dict[str, str]:
 def servers() -> Iterator[list[str]]:
     """Two Daphne processes on the same database and the same Redis channel layer."""
     assert dj_database_url  # the server parses DATABASE_URL with it too
-    env = server_env()
-    procs, urls = [], []
-    for _ in range(2):
-        port = free_port()
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "deploy_tracker.asgi:application",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-        )
-        urls.append(f"127.0.0.1:{port}")
-    try:
-        for url, proc in zip(urls, procs, strict=True):
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://{url}/login/", timeout=2)
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(
-                            proc.stderr.read().decode() if proc.stderr else "daphne died"
-                        ) from None
-                    time.sleep(0.2)
-        yield urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with daphnes(server_env(), 2) as addresses:
+        yield addresses
 
 
 def accept_by_link(base: str, deployment: Deployment) -> int:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.servers import daphne, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -46,17 +45,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
     """The demo, served on a free port; yields its base URL."""
     folder = Path(tempfile.mkdtemp(prefix="deploy-tracker-browser-"))
-    port = _free_port()
+    port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -73,39 +66,10 @@ def site() -> Iterator[str]:
     manage = [sys.executable, "manage.py"]
     for command in (["migrate", "--noinput", "-v0"], ["seed_demo", "--password", PASSWORD]):
         subprocess.run(manage + command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "deploy_tracker.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/login/", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        server.stderr.read().decode() if server.stderr else "daphne died"
-                    ) from None
-                time.sleep(0.2)
-        yield base
+        with daphne(env, port) as address:
+            yield f"http://{address}"
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         shutil.rmtree(folder, ignore_errors=True)
 
 
