@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from incidents.models import Approval, Deployment, EquipmentIssue, Event, Incident, RoleRequest
+from resources.models import Credential
 
 Status = Deployment.Status
 ALERT_TYPES = (
@@ -65,6 +66,49 @@ def totals(rows: list[RoleRequest]) -> Totals:
 def alerts(incident: Incident, limit: int = 30) -> QuerySet[Event]:
     """What a commander must react to: declines, expiries, cancellations, failed screenings."""
     return Event.objects.filter(incident=incident, type__in=ALERT_TYPES).order_by("-id")[:limit]
+
+
+# An open offer due to lapse within this window is worth a commander's call to the responder.
+OFFER_WARNING = timedelta(hours=12)
+
+
+def expiring_offers(incident: Incident, now: datetime) -> QuerySet[Deployment]:
+    """Open offers whose response deadline falls within `OFFER_WARNING` of `now`, soonest first
+    (lapsed ones are expired on read elsewhere and become `deployment.expired` alerts)."""
+    return (
+        Deployment.objects.filter(
+            request__facility__incident=incident,
+            status=Status.OFFERED,
+            offer_expires_at__gt=now,
+            offer_expires_at__lte=now + OFFER_WARNING,
+        )
+        .select_related("expert", "request__facility", "request__qualification")
+        .order_by("offer_expires_at", "pk")
+    )
+
+
+def credentials_lapsing(incident: Incident) -> QuerySet[Deployment]:
+    """Offered, accepted and on-site deployments whose expert holds no verified credential for
+    the role (of the facility's state, where the role is licensed by state) that stays valid to
+    the deployment's last day. Matching never proposes such a pairing; this catches what changed
+    afterwards (a credential edited or re-imported, a deployment extended). `credential_expires`
+    is the latest expiry among the expert's verified credentials for the role, or None."""
+    usable = Credential.objects.filter(
+        expert=OuterRef("expert"), qualification=OuterRef("request__qualification"), verified=True
+    ).filter(Q(jurisdiction=OuterRef("request__facility__state")) | Q(qualification__jurisdictional=False))
+    latest = (
+        usable.filter(expires_on__isnull=False)
+        .values("expert")
+        .annotate(latest=Max("expires_on"))
+        .values("latest")
+    )
+    return (
+        Deployment.objects.filter(request__facility__incident=incident, status__in=Deployment.HOLDING)
+        .exclude(Exists(usable.filter(Q(expires_on__isnull=True) | Q(expires_on__gte=OuterRef("end")))))
+        .annotate(credential_expires=Subquery(latest))
+        .select_related("expert", "request__facility", "request__qualification")
+        .order_by(F("credential_expires").asc(nulls_first=True), "start", "pk")
+    )
 
 
 def due_out(incident: Incident, until: date) -> QuerySet[Deployment]:

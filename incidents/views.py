@@ -234,6 +234,10 @@ def _fill_context(incident: Incident) -> dict[str, Any]:
         "rows": rows,
         "totals": selectors.totals(rows),
         "map_points": selectors.facility_points(incident, rows),
+        # The watch list: trouble coming, not yet an event (an offer about to lapse, a
+        # credential that runs out before the deployment does).
+        "expiring_offers": list(selectors.expiring_offers(incident, timezone.now())),
+        "lapsing": list(selectors.credentials_lapsing(incident)),
     }
 
 

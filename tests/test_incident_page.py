@@ -63,8 +63,8 @@ def test_the_page_takes_the_same_queries_whatever_its_size(
     client.force_login(world.commander)
     url = reverse("incident", args=[world.incident.pk])
     # session, user, incident (scoped), newest event, requests with counts, alerts, 2× role, jobs,
-    # facilities (map)
-    with django_assert_max_num_queries(11):
+    # facilities (map), offers about to lapse, credentials running out
+    with django_assert_max_num_queries(13):
         client.get(url)
     facility = world.request.facility
     for _ in range(25):
@@ -72,8 +72,101 @@ def test_the_page_takes_the_same_queries_whatever_its_size(
         factories.DeploymentFactory(request=request, status=Status.ACCEPTED)
     for _ in range(5):
         Job.objects.create(incident=world.incident, kind=Job.Kind.MATCHING, requested_by=world.commander)
-    with django_assert_max_num_queries(11):
+    for _ in range(5):
+        factories.DeploymentFactory(
+            request=world.request,
+            status=Status.OFFERED,
+            offer_expires_at=timezone.now() + timedelta(hours=1),
+        )
+    with django_assert_max_num_queries(13):
         assert client.get(url).status_code == 200
+
+
+# --- the watch list: trouble coming that is not an event yet ------------------------------------
+
+
+def watch(world: World, client: Client) -> str:
+    client.force_login(world.commander)
+    fragment = client.get(reverse("incident-fill", args=[world.incident.pk])).content.decode()
+    return fragment.split('id="watch"', 1)[1]
+
+
+def test_an_offer_about_to_lapse_is_on_the_watch_list_until_answered(world: World, client: Client) -> None:
+    soon = factories.DeploymentFactory(
+        request=world.request,
+        expert=world.alice,
+        status=Status.OFFERED,
+        offer_expires_at=timezone.now() + timedelta(hours=2),
+    )
+    factories.DeploymentFactory(  # two days to answer: nothing to chase yet
+        request=world.request,
+        expert=world.bob,
+        status=Status.OFFERED,
+        offer_expires_at=timezone.now() + timedelta(days=2),
+    )
+    listed = watch(world, client)
+    assert "Offer to Alice" in listed and "Offer to Bob" not in listed
+    assert "lapses" in listed and "unanswered" in listed
+    workflow.accept(soon, by=world.alice_user)
+    assert "Offer to Alice" not in watch(world, client)
+
+
+def _credential(world: World, expires_on: object) -> None:
+    factories.CredentialFactory(
+        expert=world.alice,
+        qualification=world.request.qualification,
+        jurisdiction=world.request.facility.state,
+        verified=True,
+        expires_on=expires_on,
+    )
+
+
+@pytest.mark.parametrize(
+    ("expires_in_days", "listed"),
+    [(None, False), (30, False), (3, True)],
+    ids=["never-expires", "valid-past-the-end", "expires-mid-deployment"],
+)
+def test_a_credential_running_out_mid_deployment_is_on_the_watch_list(
+    world: World, client: Client, expires_in_days: int | None, listed: bool
+) -> None:
+    today = timezone.localdate()
+    d = factories.DeploymentFactory(
+        request=world.request,
+        expert=world.alice,
+        status=Status.ON_SITE,
+        start=today,
+        end=today + timedelta(days=10),
+    )
+    _credential(world, None if expires_in_days is None else today + timedelta(days=expires_in_days))
+    text = watch(world, client)
+    assert ("Alice" in text) is listed
+    if listed:
+        assert f"credential expires {(today + timedelta(days=3)):%b} " in text
+        assert f"at {d.request.facility.code}" in text
+
+
+def test_an_unverified_or_out_of_state_credential_does_not_cover_a_deployment(
+    world: World, client: Client
+) -> None:
+    world.request.qualification.jurisdictional = True
+    world.request.qualification.save()
+    factories.DeploymentFactory(request=world.request, expert=world.alice, status=Status.ACCEPTED)
+    other_state = "ZZ" if world.request.facility.state != "ZZ" else "YY"
+    _credential(world, None)  # verified, from the facility's state: covered
+    assert "Alice" not in watch(world, client)
+    world.alice.credentials.update(jurisdiction=other_state)
+    text = watch(world, client)
+    assert "Alice" in text and f"no valid {world.request.qualification.code} credential from" in text
+    world.alice.credentials.update(
+        jurisdiction=world.request.facility.state, verified=False, verified_at=None
+    )
+    assert "Alice" in watch(world, client)
+
+
+def test_released_and_cancelled_deployments_are_not_watched(world: World, client: Client) -> None:
+    for status in (Status.RELEASED, Status.CANCELLED, Status.DECLINED):
+        factories.DeploymentFactory(request=world.request, expert=world.alice, status=status)
+    assert "Alice" not in watch(world, client)
 
 
 # --- check-in at the door ------------------------------------------------------------------------

@@ -81,3 +81,27 @@ def test_pages_fit_a_phone(browser: Any, site: str, shots: Path) -> None:
     assert overflow <= 0
     assert errors == []
     context.close()
+
+
+def test_finance_officer_reads_the_cost_report_and_downloads_the_workbook(
+    browser: Any, site: str, shots: Path, tmp_path: Path
+) -> None:
+    from openpyxl import load_workbook
+
+    context, page, errors = signed_in(browser, site, "finance", DESKTOP)
+    page.get_by_role("link", name="Finance report").first.click()  # from their home page
+    page.wait_for_load_state()
+    assert "WA-2026-01" in page.locator("h1").inner_text()
+    assert page.locator("svg").count() >= 1, "the cost-burn chart is drawn"
+    page.screenshot(path=shots / "finance-desktop.png", full_page=True)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Workbook (xlsx)").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.suffix == ".xlsx"
+    workbook = load_workbook(saved, read_only=True)
+    assert workbook.sheetnames[:5] == ["Summary", "Labor", "By person", "Expenses", "Daily burn"]
+    labor = workbook["Labor"]
+    assert labor.max_row is not None and labor.max_row > 1, "the demo's logged hours are in the Labor sheet"
+    assert errors == []
+    context.close()

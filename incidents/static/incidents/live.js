@@ -106,4 +106,6 @@
     };
   }
   connect();
+  // The watch list (offers about to lapse) moves with the clock, not only with events.
+  setInterval(refreshFill, 60000);
 })();
