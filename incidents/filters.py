@@ -31,6 +31,7 @@ from incidents.models import (
     RoleRequest,
     TimeEntry,
 )
+from resources.models import Agency
 
 # The largest id a database stores (a signed 64-bit integer); bigger is a 400, not an overflow.
 MAX_ID = 2**63 - 1
@@ -306,3 +307,34 @@ class ExpenseFilterSet(_RecordFilterSet):
     class Meta:
         model = Expense
         fields: list[str] = []
+
+
+# --- Page filters (server-rendered forms, labelled for people) -----------------------------------
+
+
+class ApprovalFilterSet(django_filters.FilterSet):  # type: ignore[misc]
+    """The approvals page: submitted hours and expenses of one incident, narrowed by facility,
+    agency, day and responder. The same fields fit both models (`TimeEntry`, `Expense`)."""
+
+    facility = django_filters.ModelChoiceFilter(
+        field_name="deployment__request__facility",
+        queryset=Facility.objects.none(),
+        empty_label="All facilities",
+    )
+    agency = django_filters.ModelChoiceFilter(
+        field_name="deployment__expert__agency", queryset=Agency.objects.all(), empty_label="All agencies"
+    )
+    date_after = django_filters.DateFilter(
+        field_name="date", lookup_expr="gte", label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_before = django_filters.DateFilter(
+        field_name="date", lookup_expr="lte", label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    search = django_filters.CharFilter(method="filter_search", label="Responder")
+
+    def __init__(self, data: Any, queryset: QuerySet[Any], *, incident: Incident) -> None:
+        super().__init__(data, queryset=queryset)
+        self.filters["facility"].queryset = incident.facilities.order_by("code")
+
+    def filter_search(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
+        return search(queryset, _RECORD_SEARCH, value)

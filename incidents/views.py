@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core import signing
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,6 +25,7 @@ from django.views.decorators.http import require_POST
 from deploy_tracker.errors import DomainError, InvalidInput
 from incidents import access, calendar, jobs, offers, requests, selectors, timesheets, workflow
 from incidents.access import visible
+from incidents.filters import ApprovalFilterSet
 from incidents.forms import RoleRequestForm
 from incidents.matching.loader import Options as MatchOptions
 from incidents.matching.loader import run as run_matching
@@ -43,6 +45,7 @@ from resources.models import Expert
 
 Status = Deployment.Status
 CALENDAR_SALT = "deploy-tracker.calendar"
+APPROVALS_PER_PAGE = 100
 
 
 def home(request: HttpRequest) -> HttpResponseBase:
@@ -412,21 +415,26 @@ def approvals_page(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.info(request, "Tick the records to review first.")
             else:
                 messages.success(request, f"{changed} record(s) {'approved' if approve else 'rejected'}.")
-        return redirect("approvals", pk=incident.pk)
+        # Back to the same filtered, paged view the reviewer was working through.
+        back = request.GET.urlencode()
+        return redirect(reverse("approvals", args=[incident.pk]) + (f"?{back}" if back else ""))
     related = ("deployment__expert", "deployment__request__facility", "deployment__request__qualification")
     waiting = {"deployment__request__facility__incident": incident, "status": Approval.SUBMITTED}
+    lists = {}
+    for name, model in (("times", TimeEntry), ("expenses", Expense)):
+        filters = ApprovalFilterSet(
+            request.GET,
+            model.objects.filter(**waiting).select_related(*related).order_by("date", "pk"),
+            incident=incident,
+        )
+        lists[name] = Paginator(filters.qs, APPROVALS_PER_PAGE).get_page(request.GET.get(f"{name}_page"))
+    query = request.GET.copy()
+    for name in ("times_page", "expenses_page"):
+        query.pop(name, None)
     return render(
         request,
         "incidents/approvals.html",
-        {
-            "incident": incident,
-            "times": TimeEntry.objects.filter(**waiting)
-            .select_related(*related)
-            .order_by("date", "pk")[:500],
-            "expenses": Expense.objects.filter(**waiting)
-            .select_related(*related)
-            .order_by("date", "pk")[:500],
-        },
+        {"incident": incident, "filters": filters, "query": query.urlencode(), **lists},
     )
 
 

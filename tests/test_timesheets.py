@@ -214,3 +214,48 @@ def test_finance_approves_from_the_approvals_page(world: World, on_site: Deploym
 def test_the_approvals_page_is_for_commanders_and_finance(world: World, client: Client, who: str) -> None:
     client.force_login(getattr(world, who))
     assert client.get(reverse("approvals", args=[world.incident.pk])).status_code == 404
+
+
+def test_the_approvals_page_filters_and_pages_and_keeps_its_place_after_a_review(
+    world: World, on_site: Deployment, client: Client
+) -> None:
+    bob_there = factories.DeploymentFactory(
+        request=world.request, expert=world.bob, status=Status.ON_SITE, start=on_site.start, end=on_site.end
+    )
+    for day in range(3):
+        timesheets.log_time(
+            on_site, by=world.alice_user, day=on_site.start + timedelta(days=day), regular_hours=8
+        )
+    bobs = timesheets.log_time(bob_there, by=world.bob_user, day=bob_there.start, regular_hours=6)
+    client.force_login(world.finance)
+    url = reverse("approvals", args=[world.incident.pk])
+    page = client.get(url, {"search": "bob"}).content.decode()
+    assert "Hours (1)" in page and world.bob.full_name in page and world.alice.full_name not in page
+    later = client.get(url, {"date_after": (on_site.start + timedelta(days=1)).isoformat()}).content.decode()
+    assert "Hours (2)" in later  # Alice's second and third days; Bob's is on the first
+    assert 'label for="id_facility"' in page and 'type="date"' in page  # labelled filter form
+    bad = client.get(url, {"date_after": "not-a-day"}).content.decode()
+    assert 'class="error"' in bad  # the error sits next to its field
+    # Reviewing from a filtered view comes back to it.
+    done = client.post(
+        f"{url}?search=bob", {"kind": "time", "record": [bobs.pk], "decision": "approve"}, follow=True
+    )
+    assert done.redirect_chain[-1][0].endswith("?search=bob")
+    assert "Hours (0)" in done.content.decode()
+
+
+def test_the_approvals_page_pages_long_lists(
+    world: World, on_site: Deployment, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("incidents.views.APPROVALS_PER_PAGE", 2)
+    for day in range(4):
+        timesheets.log_time(
+            on_site, by=world.alice_user, day=on_site.start + timedelta(days=day), regular_hours=8
+        )
+    client.force_login(world.commander)
+    url = reverse("approvals", args=[world.incident.pk])
+    first = client.get(url).content.decode()
+    assert "Hours (4)" in first and "Page 1 of 2" in first and "times_page=2" in first
+    assert first.count('name="record"') == 2
+    last = client.get(url, {"times_page": 2}).content.decode()
+    assert "Page 2 of 2" in last and "← Previous" in last
