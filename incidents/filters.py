@@ -31,7 +31,7 @@ from incidents.models import (
     RoleRequest,
     TimeEntry,
 )
-from resources.models import Agency
+from resources.models import Agency, Qualification
 
 # The largest id a database stores (a signed 64-bit integer); bigger is a 400, not an overflow.
 MAX_ID = 2**63 - 1
@@ -338,3 +338,29 @@ class ApprovalFilterSet(django_filters.FilterSet):  # type: ignore[misc]
 
     def filter_search(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
         return search(queryset, _RECORD_SEARCH, value)
+
+
+class ProposalFilterSet(django_filters.FilterSet):  # type: ignore[misc]
+    """The matching board's proposals of one incident, narrowed by facility, role, priority and
+    person."""
+
+    facility = django_filters.ModelChoiceFilter(
+        field_name="request__facility", queryset=Facility.objects.none(), empty_label="All facilities"
+    )
+    qualification = django_filters.ModelChoiceFilter(
+        field_name="request__qualification",
+        queryset=Qualification.objects.all(),
+        empty_label="All roles",
+        label="Role",
+    )
+    priority = django_filters.ChoiceFilter(
+        field_name="request__priority", choices=RoleRequest.Priority.choices, empty_label="Any priority"
+    )
+    search = django_filters.CharFilter(method="filter_search", label="Person")
+
+    def __init__(self, data: Any, queryset: QuerySet[Any], *, incident: Incident) -> None:
+        super().__init__(data, queryset=queryset)
+        self.filters["facility"].queryset = incident.facilities.order_by("code")
+
+    def filter_search(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
+        return search(queryset, ("expert__first_name", "expert__last_name", "expert__email"), value)

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST
 from deploy_tracker.errors import DomainError, InvalidInput
 from incidents import access, calendar, jobs, offers, requests, selectors, timesheets, workflow
 from incidents.access import visible
-from incidents.filters import ApprovalFilterSet
+from incidents.filters import ApprovalFilterSet, ProposalFilterSet
 from incidents.forms import RoleRequestForm
 from incidents.matching.loader import Options as MatchOptions
 from incidents.matching.loader import run as run_matching
@@ -46,6 +46,7 @@ from resources.models import Expert
 Status = Deployment.Status
 CALENDAR_SALT = "deploy-tracker.calendar"
 APPROVALS_PER_PAGE = 100
+PROPOSALS_PER_PAGE = 100
 
 
 def home(request: HttpRequest) -> HttpResponseBase:
@@ -385,6 +386,13 @@ def check_in_page(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+def _back_to(request: HttpRequest, name: str, incident: Incident) -> HttpResponse:
+    """After a POST, back to the incident page `name` with the filters and page it was sent from
+    (its forms post to the address they were shown at)."""
+    back = request.GET.urlencode()
+    return redirect(reverse(name, args=[incident.pk]) + (f"?{back}" if back else ""))
+
+
 # --- Approving time and expenses ------------------------------------------------------------------
 
 
@@ -416,8 +424,7 @@ def approvals_page(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 messages.success(request, f"{changed} record(s) {'approved' if approve else 'rejected'}.")
         # Back to the same filtered, paged view the reviewer was working through.
-        back = request.GET.urlencode()
-        return redirect(reverse("approvals", args=[incident.pk]) + (f"?{back}" if back else ""))
+        return _back_to(request, "approvals", incident)
     related = ("deployment__expert", "deployment__request__facility", "deployment__request__qualification")
     waiting = {"deployment__request__facility__incident": incident, "status": Approval.SUBMITTED}
     lists = {}
@@ -476,7 +483,7 @@ def matching_board(request: HttpRequest, pk: int) -> HttpResponse:
                 else:
                     jobs.start(incident, Job.Kind.MATCHING, by=request.user, options=options)
                     messages.success(request, "Matching ran; the proposals below are the new ones.")
-                    return redirect("matching-board", pk=incident.pk)
+                    return _back_to(request, "matching-board", incident)
             elif action in ("lock", "unlock", "exclude"):
                 deployment = get_object_or_404(
                     Deployment.objects.filter(request__facility__incident=incident),
@@ -487,7 +494,7 @@ def matching_board(request: HttpRequest, pk: int) -> HttpResponse:
                     messages.success(request, f"{deployment.expert.full_name} excluded from that request.")
                 else:
                     workflow.set_locked(deployment, by=request.user, locked=action == "lock")
-                return redirect("matching-board", pk=incident.pk)
+                return _back_to(request, "matching-board", incident)
             elif action == "offer":
                 chosen = [int(v) for v in request.POST.getlist("deployment") if v.isdigit()]
                 if not chosen:
@@ -497,17 +504,22 @@ def matching_board(request: HttpRequest, pk: int) -> HttpResponse:
                     messages.success(request, f"{len(done.offered)} offer(s) sent; responders are emailed.")
                     for reason in list(done.skipped.values())[:10]:
                         messages.warning(request, f"Not offered: {reason}")
-                return redirect("matching-board", pk=incident.pk)
+                return _back_to(request, "matching-board", incident)
         except InvalidInput as exc:
             errors[exc.field or "form"] = exc.message
         except DomainError as exc:
             messages.error(request, exc.message)
-            return redirect("matching-board", pk=incident.pk)
-    proposals = (
+            return _back_to(request, "matching-board", incident)
+    filters = ProposalFilterSet(
+        request.GET,
         Deployment.objects.filter(request__facility__incident=incident, status=Status.PROPOSED)
         .select_related("expert__agency", "request__facility", "request__qualification")
-        .order_by("request__priority", "request__facility__code", "request__qualification__code", "pk")
+        .order_by("request__priority", "request__facility__code", "request__qualification__code", "pk"),
+        incident=incident,
     )
+    proposals = Paginator(filters.qs, PROPOSALS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     last_run = incident.jobs.filter(kind=Job.Kind.MATCHING, status=Job.Status.DONE).first()
     return render(
         request,
@@ -515,6 +527,8 @@ def matching_board(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "incident": incident,
             "proposals": proposals,
+            "filters": filters,
+            "query": query.urlencode(),
             "last_run": last_run,
             "unfilled": (last_run.result or {}).get("unfilled", []) if last_run else [],
             "preview": preview,

@@ -87,3 +87,23 @@ def test_the_board_is_for_the_incidents_commanders(world: World, client: Client,
     client.force_login(getattr(world, who))
     assert client.get(board(world)).status_code == 404
     assert client.post(board(world), {"action": "run"}).status_code == 404
+
+
+def test_the_board_filters_and_pages_its_proposals_and_an_action_keeps_the_view(
+    world: World, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("incidents.views.PROPOSALS_PER_PAGE", 1)
+    other = factories.RoleRequestFactory(
+        facility=factories.FacilityFactory(incident=world.incident, code="ZZ-9")
+    )
+    alice = workflow.propose(world.request, world.alice, by=world.commander)
+    workflow.propose(other, world.bob, by=world.commander)
+    client.force_login(world.commander)
+    page = client.get(board(world)).content.decode()
+    assert "Proposals (2)" in page and "Page 1 of 2" in page and 'label for="id_search"' in page
+    only_bob = client.get(board(world), {"facility": other.facility_id}).content.decode()
+    assert "Proposals (1)" in only_bob and world.bob.full_name in only_bob
+    found = client.get(board(world), {"search": "alice"}).content.decode()
+    assert "Proposals (1)" in found and f"proposal-{alice.pk}" in found
+    locked = client.post(f"{board(world)}?search=alice", {"action": "lock", "deployment": alice.pk})
+    assert locked.status_code == 302 and locked["Location"].endswith("?search=alice")
