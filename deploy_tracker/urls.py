@@ -6,11 +6,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import serializers
-from rest_framework.authtoken.views import ObtainAuthToken
 
 from deploy_tracker.api import not_found
+from deploy_tracker.security import LOCKED_OUT_RESPONSE, ThrottledTokenLogin
 from incidents import views
 from incidents.serializers import errors
 
@@ -21,11 +21,16 @@ admin.site.index_title = "Records"
 
 @extend_schema_view(
     post=extend_schema(
-        responses={200: inline_serializer("TokenAnswer", {"token": serializers.CharField()}), **errors(400)}
+        responses={
+            200: inline_serializer("TokenAnswer", {"token": serializers.CharField()}),
+            **errors(400),
+            429: LOCKED_OUT_RESPONSE,
+        }
     )
 )
-class TokenLogin(ObtainAuthToken):
-    """`{username, password}` → `{token}`; wrong credentials are a 400 (non_field_errors)."""
+class TokenLogin(ThrottledTokenLogin):
+    """`{username, password}` → `{token}`; wrong credentials are a 400 (non_field_errors), and past
+    the failure limit a 429 (`locked_out`) until the cool-off ends."""
 
 
 handler404 = not_found
@@ -35,7 +40,12 @@ urlpatterns = [
     path("api/auth/token/", TokenLogin.as_view(), name="api-token"),
     path("api/", include("deploy_tracker.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file of its own: no inline script (CSP).
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="api_docs.html"),
+        name="api-docs",
+    ),
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -269,6 +269,16 @@ _SETTINGS_VARIABLES = (
     "SECURE_SSL_REDIRECT",
     "SECURE_HSTS_SECONDS",
     "LOG_LEVEL",
+    "LOGIN_FAILURE_LIMIT",
+    "LOGIN_COOLOFF_MINUTES",
+    "IMPORT_MAX_BYTES",
+    "IMPORT_MAX_ROWS",
+    "IMPORT_BACKGROUND_BYTES",
+    "MAP_TILES_URL",
+    "MEDIA_ROOT",
+    "EXPORT_RETENTION_HOURS",
+    "TASK_BACKEND",
+    "CHANNEL_PREFIX",
 )
 _PRINT_SETTINGS = (
     "import json, django; django.setup(); from django.conf import settings; "
@@ -355,7 +365,7 @@ def test_embedded_defaults_pass_the_checks() -> None:
         ),
         (
             {"REDIS_URL": "redis://127.0.0.1:6379/0"},
-            {"channel_layer": "channels_redis.core.RedisChannelLayer"},
+            {"channel_layer": "deploy_tracker.layers.RedisPubSubChannelLayer"},
         ),
         (
             {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test"},

@@ -5,6 +5,11 @@ big sheets) straight into pandas. We call calamine ourselves rather than through
 `pandas.read_excel(engine="calamine")` for two reasons: read_excel drops blank rows, so its row
 index stops matching the row numbers Excel shows, which every problem must quote; and we can
 refuse an oversized sheet from its dimensions before turning millions of cells into objects.
+
+What a file is comes from its bytes, and a workbook is checked before calamine opens it
+(`sniffing.py`: zip bombs, lying headers, XML entities). Calamine reads a formula cell's last
+computed value, never the formula, and evaluates nothing; a text cell starting with "=" stays
+text, and the exports neutralise it (reports/writers.py).
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import csv
 import io
 import os
 import re
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,35 +30,23 @@ from python_calamine import CalamineError, CalamineWorkbook, PasswordError, Shee
 
 from resources.importing import cells as cells_
 from resources.importing.problems import Problems, UnusableFile
+from resources.importing.sniffing import decode_text, kind_of, not_a_spreadsheet
+from resources.importing.sniffing import max_bytes as max_bytes  # the import pages quote the limits
+from resources.importing.sniffing import megabytes as megabytes
 from resources.importing.specs import Sheet, Workbook
 
 Source = str | os.PathLike[str] | bytes | IO[bytes]
 
-MB = 1024 * 1024
-# A workbook is a zip archive; its XML unpacks to about ten times the file. More than this is a
-# zip bomb or far beyond the row limit anyway.
-UNPACK_FACTOR = 20
 # Columns a sheet may have (cells = rows × columns are allocated at once).
 MAX_COLUMNS = 100
-_ZIP = b"PK\x03\x04"
-_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and any password-protected workbook
-_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f]")
 # The template's own sheet of instructions is not data.
 _IGNORED_SHEETS = {"instructions"}
 
 
-def max_bytes() -> int:
-    """The largest file an import takes (setting IMPORT_MAX_BYTES, default 50 MB)."""
-    return int(getattr(settings, "IMPORT_MAX_BYTES", 50 * MB))
-
-
 def max_rows() -> int:
-    """The most data rows a sheet may have (setting IMPORT_MAX_ROWS, default 200,000)."""
-    return int(getattr(settings, "IMPORT_MAX_ROWS", 200_000))
-
-
-def megabytes(size: int) -> str:
-    return f"{size / MB:,.1f} MB"
+    """The most data rows a sheet may have (setting IMPORT_MAX_ROWS)."""
+    limit: int = settings.IMPORT_MAX_ROWS
+    return limit
 
 
 def too_big(name: str, size: int) -> UnusableFile:
@@ -62,10 +54,6 @@ def too_big(name: str, size: int) -> UnusableFile:
         f"{name} is {megabytes(size)}; an import takes files of at most {megabytes(max_bytes())}. "
         "Split it into several files."
     )
-
-
-def _not_a_spreadsheet(name: str, why: str = "") -> UnusableFile:
-    return UnusableFile(f"{name} is not an xlsx workbook or CSV file{f' ({why})' if why else ''}.")
 
 
 @dataclass
@@ -91,13 +79,11 @@ def open_book(source: Source, *, name: str | None = None, csv_sheet: str | None 
     name, data = _load(source, name)
     if not data.strip():
         raise UnusableFile(f"{name} is empty.")
-    if data.startswith((_ZIP, _OLE)):
+    if kind_of(name, data) == "xlsx":
         return _workbook(name, data)
-    if not name.lower().endswith(".csv") or _CONTROL.search(data[:65_536]):
-        raise _not_a_spreadsheet(name)
     if csv_sheet is None:
         raise UnusableFile(f"{name} is a CSV file; this import needs an xlsx workbook with several sheets.")
-    rows = _csv_rows(data)
+    rows = _csv_rows(decode_text(name, data))
     return Book(name, [csv_sheet], lambda sheet: rows, is_csv=True)
 
 
@@ -129,23 +115,12 @@ def _load(source: Source, name: str | None) -> tuple[str, bytes]:
 
 
 def _workbook(name: str, data: bytes) -> Book:
-    if data.startswith(_ZIP):
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                unpacked = sum(member.file_size for member in archive.infolist())
-        except (zipfile.BadZipFile, ValueError) as exc:
-            raise _not_a_spreadsheet(name, f"a damaged zip archive: {exc}") from None
-        if unpacked > UNPACK_FACTOR * max_bytes():
-            raise UnusableFile(
-                f"{name} unpacks to {megabytes(unpacked)}; an import takes at most "
-                f"{megabytes(UNPACK_FACTOR * max_bytes())} of sheets. Split it into several files."
-            )
     try:
         book = CalamineWorkbook.from_filelike(io.BytesIO(data))
     except PasswordError:
         raise UnusableFile(f"{name} is protected by a password; save a copy without one.") from None
     except Exception as exc:  # untrusted bytes: calamine may fail in any way; say so, no traceback
-        raise _not_a_spreadsheet(name, _why(exc)) from None
+        raise not_a_spreadsheet(name, _why(exc)) from None
     names = [m.name for m in book.sheets_metadata if m.typ == SheetTypeEnum.WorkSheet]
 
     def rows(sheet: str) -> list[list[Any]]:
@@ -174,13 +149,7 @@ def _why(exc: BaseException) -> str:
     return text[:200]
 
 
-def _csv_rows(data: bytes) -> list[list[Any]]:
-    for encoding in ("utf-8-sig", "cp1252", "latin-1"):  # Excel's "CSV" is cp1252 on Windows
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
+def _csv_rows(text: str) -> list[list[Any]]:
     first_line = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=first_line.count)  # Excel writes ";" in some locales
     rows: list[list[Any]] = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
