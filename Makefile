@@ -48,3 +48,15 @@ typecheck: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: backup restore
+
+## make backup [FILE=…]: the database to one file (pg_dump -Fc on PostgreSQL, a data dump on SQLite);
+## default backups/deploy-tracker-<UTC time>.dump|.xml. FORMAT=data makes a portable one on PostgreSQL.
+backup: $(VENV)/.runtime
+	$(PY) manage.py backup $(if $(FILE),--output "$(FILE)") $(if $(FORMAT),--format $(FORMAT))
+
+## make restore FILE=…: a backup into the (new, empty) database DATABASE_URL names, then migrate it
+restore: $(VENV)/.runtime
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=backups/deploy-tracker-….dump (or .xml)"; exit 2; }
+	$(PY) manage.py restore "$(FILE)"

@@ -20,6 +20,8 @@ def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None
         if isinstance(exc, InvalidInput) and exc.field:
             body["field"] = exc.field
         return Response(body, status=exc.http_status)
+    # A lost database (OperationalError) is not DRF's: it re-raises it, and
+    # deploy_tracker.middleware answers 503 for the API and the pages alike.
     return exception_handler(exc, context)
 
 

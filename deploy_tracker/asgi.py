@@ -15,13 +15,16 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from deploy_tracker.routing import websocket_urlpatterns  # noqa: E402
-from deploy_tracker.ws_auth import OriginCheck, TokenAuthMiddleware  # noqa: E402
+from deploy_tracker.ws_auth import DatabaseOutageGuard, OriginCheck, TokenAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # A browser's Origin must be one of ALLOWED_HOSTS (its cookie would otherwise ride along
-        # from any site); other systems send no Origin and must use a token.
-        "websocket": OriginCheck(AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))),
+        # from any site); other systems send no Origin and must use a token. A lost database on the
+        # way in is a close with 4503, not a 500.
+        "websocket": DatabaseOutageGuard(
+            OriginCheck(AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))))
+        ),
     }
 )

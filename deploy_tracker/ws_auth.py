@@ -1,6 +1,8 @@
 """WebSocket handshake authentication by `Authorization: Token <key>` (CONTRACTS.md, "WebSocket").
 
 Browsers use the session cookie (Channels' AuthMiddleware); other systems send the API token.
+Both read the database, as does a consumer's access check: `DatabaseOutageGuard` turns a lost
+database there into close code 4503 (try again, then replay) rather than a 500 and a trace.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from channels.middleware import BaseMiddleware
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
+
+from deploy_tracker.middleware import database_outage, database_unavailable
+
+UNAVAILABLE = 4503  # as when the channel layer loses Redis: reconnect later with ?since=
 
 
 @database_sync_to_async
@@ -48,3 +54,31 @@ class OriginCheck:
         if not has_origin and _token(scope) is not None:
             return await self.app(scope, receive, send)
         return await self.browser(scope, receive, send)
+
+
+class DatabaseOutageGuard:
+    """A socket that meets a lost database — the session or token lookup at the handshake, the
+    consumer's access check or replay — is closed with 4503 and the outage logged once, like an
+    HTTP request's 503 (deploy_tracker/middleware.py). Other errors go on up."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        accepted = False
+
+        async def watched(message: dict[str, Any]) -> None:
+            nonlocal accepted
+            accepted = accepted or message.get("type") == "websocket.accept"
+            await send(message)
+
+        try:
+            return await self.app(scope, receive, watched)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            database_outage.failed(exc)
+            if not accepted:  # a handshake can only be refused with 403; accept, then say why
+                await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": UNAVAILABLE})
+            return None

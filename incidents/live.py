@@ -26,7 +26,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from redis.exceptions import RedisError
 
+from deploy_tracker.middleware import OutageLog
 from incidents.models import Event
 
 log = logging.getLogger(__name__)
@@ -117,11 +119,20 @@ class _Outbox:
         _deliver_safely(self.ids)
 
 
+# A channel layer that cannot reach Redis: one line when it starts failing and one when it works
+# again, not a trace per transaction (clients replay what it dropped, incidents/consumers.py).
+layer_outage = OutageLog("live: the channel layer", "events are kept but not announced", log)
+
+
 def _deliver_safely(ids: list[int]) -> None:
     try:
         deliver(ids)
-    except Exception:  # a broken channel layer must never undo or break the committed work
+    except (OSError, RedisError) as exc:  # never undo or break the committed work
+        layer_outage.failed(exc)
+    except Exception:
         log.exception("live: could not publish events %s", ids[:20])
+    else:
+        layer_outage.recovered()
 
 
 def queue(event_ids: Iterable[int]) -> None:
@@ -189,5 +200,7 @@ def job_progress(incident_id: int, state: JobState) -> None:
     message: JobMessage = {"type": JOB_MESSAGE_TYPE, "text": json.dumps({"job": state})}
     try:
         async_to_sync(layer.group_send)(incident_group(incident_id), message)
-    except Exception:  # progress is a courtesy; the job goes on without it
+    except (OSError, RedisError) as exc:  # progress is a courtesy; the job goes on without it
+        layer_outage.failed(exc)
+    except Exception:
         log.exception("live: could not publish progress of job %s", state["id"])

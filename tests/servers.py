@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,10 +23,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def daphne(env: dict[str, str], port: int | None = None, timeout: float = 60) -> Iterator[str]:
+def daphne(
+    env: dict[str, str], port: int | None = None, timeout: float = 60, log: Path | None = None
+) -> Iterator[str]:
     """Serve the app on `port` (a free one by default) until the block ends; yields
-    "127.0.0.1:<port>" once the server answers."""
+    "127.0.0.1:<port>" once the server answers. The server's output goes to `log` (a temporary
+    file by default — a pipe nobody reads would stall a server that logs a lot)."""
     port = port or free_port()
+    output = open(log, "a+b") if log is not None else tempfile.TemporaryFile()  # noqa: SIM115
     server = subprocess.Popen(
         [
             sys.executable,
@@ -39,8 +44,8 @@ def daphne(env: dict[str, str], port: int | None = None, timeout: float = 60) ->
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=output,
+        stderr=subprocess.STDOUT,
     )
     address = f"127.0.0.1:{port}"
     try:
@@ -51,14 +56,14 @@ def daphne(env: dict[str, str], port: int | None = None, timeout: float = 60) ->
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        server.stderr.read().decode() if server.stderr else "daphne died"
-                    ) from None
+                    output.seek(0)
+                    raise RuntimeError(output.read().decode(errors="replace") or "daphne died") from None
                 time.sleep(0.2)
         yield address
     finally:
         server.terminate()
         server.wait(timeout=10)
+        output.close()
 
 
 @contextmanager
