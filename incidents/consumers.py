@@ -9,13 +9,17 @@ the live ones; past `REPLAY_CAP` events the client is told to reload instead.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db.models import Q
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from deploy_tracker.middleware import OutageLog
 from incidents import live
 from incidents.access import can_view_incident
 from incidents.models import Event
@@ -23,6 +27,12 @@ from resources.models import Expert
 
 REPLAY_CAP = 1_000
 NOT_LOGGED_IN, NOT_ALLOWED = 4401, 4403
+LAYER_LOST = 4503  # reconnect with ?since= to replay what the lost Redis dropped
+# The channel layer cannot reach Redis: joining a group or listening on its own channel fails.
+LAYER_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+layer_outage = OutageLog(
+    "live updates' Redis", "closing new live connections with 4503", logging.getLogger(__name__)
+)
 
 
 class _LiveConsumer(AsyncWebsocketConsumer):
@@ -33,6 +43,23 @@ class _LiveConsumer(AsyncWebsocketConsumer):
     # live messages at or below it are dropped. It is fixed at connect: live messages of
     # concurrent transactions may arrive in any order and are all forwarded.
     replayed_until = 0
+    accepted = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """While Redis is down a client is closed with LAYER_LOST, like those connected when it
+        went: it retries and replays once it is back. One log line per outage, not a trace (and
+        an HTTP 500 handshake) per attempt."""
+        try:
+            await super().__call__(scope, receive, send)
+        except LAYER_DOWN as error:
+            layer_outage.failed(error)
+            if not self.accepted:
+                await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": LAYER_LOST})
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        await super().accept(subprotocol, headers)
+        self.accepted = True
 
     async def refuse(self, code: int) -> None:
         await self.accept()
@@ -43,6 +70,7 @@ class _LiveConsumer(AsyncWebsocketConsumer):
         # Join before replaying: whatever commits meanwhile arrives live, and `replayed_until` drops
         # what the replay already sent.
         await self.channel_layer.group_add(group, self.channel_name)
+        layer_outage.recovered()
         await self.accept()
         since = _since(self.scope)
         if since is None:
@@ -58,6 +86,11 @@ class _LiveConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def layer_lost(self, message: dict[str, str]) -> None:
+        """The channel layer lost Redis (deploy_tracker/layers.py): whatever was published
+        meanwhile is gone, so the client must reconnect and replay it with `?since=`."""
+        await self.close(code=LAYER_LOST)
 
     async def live_events(self, message: live.GroupMessage) -> None:
         if message["last"] <= self.replayed_until:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.signals import setting_changed
-from django.db import connection
+from django.db import connection, connections
 from django.dispatch import receiver
 from django.tasks import task_backends
 from pytest_django import Settings
@@ -19,6 +22,17 @@ from resources.models import Expert
 from tests import factories
 
 Role = IncidentMembership.Role
+
+# The test process's own connections stay unpooled: tests hand connections to threads and close
+# them per test, and pooled ones would hold sessions on the test database that pytest-django must
+# drop at the end. The servers and workers tests start use the pool, as production does.
+connections["default"].settings_dict.get("OPTIONS", {}).pop("pool", None)
+
+# Redis pub/sub channels ignore database numbers: each test process (and the servers it starts,
+# which inherit the environment) keeps to its own prefix, so parallel runs never hear each other.
+os.environ.setdefault("CHANNEL_PREFIX", f"test{os.getpid()}")
+if "prefix" in django_settings.CHANNEL_LAYERS["default"].get("CONFIG", {}):
+    django_settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = os.environ["CHANNEL_PREFIX"]
 
 
 @dataclass
@@ -42,6 +56,26 @@ class World:
 def _fast_password_hashing(settings: Settings) -> None:
     # Django's real hasher costs ~0.3 s a user on purpose; tests need speed, not that strength.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_sessions_at_the_end(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Channels runs database work of the WebSocket tests in executor threads whose connections
+    outlive their tests; on PostgreSQL they would stop pytest-django from dropping the test
+    database (left behind on the server, run after run). End them before it tries."""
+    yield
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    # Cached fragments are keyed by ids, which a rolled-back test database hands out again.
+    cache.clear()
 
 
 @pytest.fixture

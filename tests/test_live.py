@@ -324,3 +324,16 @@ async def test_a_message_that_straddles_the_replay_sends_only_what_the_replay_di
     await get_channel_layer().group_send(live.incident_group(world.incident.pk), message)
     assert [e["id"] for e in (await communicator.receive_json_from())["events"]] == [newest + 1]
     await communicator.disconnect()
+
+
+@pytest.mark.parametrize(("path", "who"), [("incident", "commander"), ("me", "alice_user")])
+async def test_a_consumer_whose_channel_layer_lost_redis_closes_so_its_client_replays(
+    world: World, tokens: dict, path: str, who: str
+) -> None:
+    """deploy_tracker/layers.py sends `layer.lost` to every consumer of a process that lost
+    Redis; the client is closed with 4503 (reconnect with ?since=), never left deaf."""
+    url = f"/ws/incidents/{world.incident.pk}/" if path == "incident" else "/ws/me/"
+    communicator = await connect(url, tokens[who])
+    await communicator.send_input({"type": "layer.lost"})
+    closed = await communicator.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": consumers.LAYER_LOST}

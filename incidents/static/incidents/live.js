@@ -6,26 +6,35 @@
   const ALERTS = new Set(["deployment.declined", "deployment.expired", "deployment.cancelled", "deployment.screening_failed"]);
   let since = Number(root.dataset.since || 0);
   let retry = 1000;
+  let opened = 0;
   let refreshTimer = null;
   const state = document.getElementById("live-state");
 
   function setState(text) { if (state) state.textContent = text; }
 
+  let pendingSince = 0;
+  async function fetchFill() {
+    pendingSince = 0;
+    const response = await fetch(root.dataset.fill, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const fragment = document.createElement("div");
+    fragment.innerHTML = await response.text();
+    const fresh = fragment.querySelector("#fill");
+    const old = document.getElementById("fill");
+    if (fresh && old) old.replaceWith(fresh);
+    document.dispatchEvent(new CustomEvent("fill-updated"));
+    const send = document.getElementById("send-offers");
+    if (send && fresh) send.disabled = fresh.dataset.proposed === "0";
+  }
+
   function refreshFill() {
-    // Several events in a burst: one refresh of the table, half a second later.
+    // A burst of events: one refresh, half a second after the last; under a steady stream,
+    // at least one every two seconds.
     clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(async function () {
-      const response = await fetch(root.dataset.fill, { credentials: "same-origin" });
-      if (!response.ok) return;
-      const fragment = document.createElement("div");
-      fragment.innerHTML = await response.text();
-      const fresh = fragment.querySelector("#fill");
-      const old = document.getElementById("fill");
-      if (fresh && old) old.replaceWith(fresh);
-      document.dispatchEvent(new CustomEvent("fill-updated"));
-      const send = document.getElementById("send-offers");
-      if (send && fresh) send.disabled = fresh.dataset.proposed === "0";
-    }, 500);
+    const now = Date.now();
+    if (!pendingSince) pendingSince = now;
+    const wait = Math.max(0, Math.min(500, pendingSince + 2000 - now));
+    refreshTimer = setTimeout(fetchFill, wait);
   }
 
   function addAlert(event) {
@@ -86,7 +95,7 @@
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + location.host + root.dataset.socket + "?since=" + since);
-    socket.onopen = function () { retry = 1000; setState("live"); };
+    socket.onopen = function () { opened = Date.now(); setState("live"); };
     socket.onmessage = function (message) {
       const body = JSON.parse(message.data);
       if (body.reload) { location.reload(); return; }
@@ -101,7 +110,12 @@
     socket.onclose = function (closing) {
       if (closing.code === 4401 || closing.code === 4403) { setState("not allowed"); return; }
       setState("reconnecting…");
-      setTimeout(connect, retry);
+      // Back off afresh only after a connection that lasted: one closed at once (4503, the
+      // server's Redis is down) keeps doubling the wait. Jitter, because a server that loses
+      // Redis closes all its clients in the same instant.
+      if (opened && Date.now() - opened > 10000) retry = 1000;
+      opened = 0;
+      setTimeout(connect, retry * (0.5 + Math.random()));
       retry = Math.min(retry * 2, 30000);
     };
   }
