@@ -789,7 +789,11 @@ def set_locked(deployment: Deployment | int, *, by: Actor, locked: bool) -> Depl
             f"Only a proposal can be locked; deployment #{deployment.pk} is {deployment.status}."
         )
     with transaction.atomic():
-        Deployment.objects.filter(pk=deployment.pk).update(locked=locked)
+        # Still a proposal: a matching run or a commander may have replaced or offered it since.
+        if not Deployment.objects.filter(pk=deployment.pk, status=Status.PROPOSED).update(locked=locked):
+            raise IllegalTransition(
+                f"Only a proposal can be locked; deployment #{deployment.pk} no longer is one."
+            )
         deployment.locked = locked
         _event(
             deployment,
@@ -871,14 +875,14 @@ def replace_proposals(
         )
         for p in proposals
     )
+    for d in replaced:  # before their events: an event records the state its deployment reached
+        d.status = Status.CANCELLED
     rows = [
         events.deployment_event(
             d, "deployment.cancelled", actor=actor, at=now, previous=Status.PROPOSED, reason=d_reason
         )
         for d, d_reason in ((d, "Replaced by a new matching run.") for d in replaced)
     ]
-    for d in replaced:
-        d.status = Status.CANCELLED
     rows += [
         events.deployment_event(d, "deployment.proposed", actor=actor, at=now, previous=None, why=d.why)
         for d in created

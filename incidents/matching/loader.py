@@ -3,7 +3,8 @@
 `run()` is what every door calls (the `match` command, the API). It reads in a fixed number of
 queries whatever the roster size, solves with `core.solve`, and — unless it is a dry run —
 replaces the incident's unlocked proposals with the new ones through `workflow.replace_proposals`,
-all in one transaction that holds the incident row, so two runs on one incident serialise.
+all in one transaction that holds the incident, its requests and its proposals (`hold`), so two
+runs on one incident serialise and nothing the run replaces moves under it.
 """
 
 from __future__ import annotations
@@ -317,6 +318,31 @@ def _gain(incident: Incident, doc: dict[str, Any], today: date) -> dict[str, Any
     }
 
 
+def hold(incident: Incident) -> None:
+    """Lock what a writing run reads and replaces, until its transaction ends (PostgreSQL; on
+    SQLite the IMMEDIATE transaction already holds the whole database).
+
+    - the incident: one run at a time; the next waits here, then reads what this one wrote and
+      replaces it whole, so the proposals standing are always one run's;
+    - its requests: a proposal made meanwhile (`workflow.propose` locks its request) waits, then
+      counts this run's proposals, so no request is over-filled;
+    - its proposals: an offer, confirmation, lock or cancel of one this run replaces waits, then finds
+      it replaced (a 409), instead of both happening.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: inserting a row that refers to these (every Event names
+    its incident) takes FOR KEY SHARE, which FOR UPDATE blocks. With FOR UPDATE every event of
+    the incident (an accept, the end of the previous job) waited for the run while holding the
+    event log's advisory lock, which the run needs to write its own events: a deadlock.
+    """
+    Incident.objects.select_for_update(no_key=True).filter(pk=incident.pk).exists()
+    for rows in (
+        RoleRequest.objects.filter(facility__incident=incident),
+        Deployment.objects.filter(request__facility__incident=incident, status=Status.PROPOSED),
+    ):
+        # In id order, as workflow.offer_proposals locks proposals, so two lockers never cross.
+        list(rows.select_for_update(no_key=True, of=("self",)).order_by("pk").values_list("pk", flat=True))
+
+
 def run(
     incident: Incident,
     *,
@@ -336,8 +362,7 @@ def run(
         raise NotAllowed(f"Only a commander of incident {incident.number} can run matching.")
     with transaction.atomic():
         if not options.dry_run:
-            # One run per incident at a time: the second waits here, then sees the first's result.
-            Incident.objects.select_for_update().filter(pk=incident.pk).exists()
+            hold(incident)
         report("loading the roster", 0, 4)
         loaded = load(incident, options, today=today)
         report("solving", 1, 4)
