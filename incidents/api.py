@@ -18,6 +18,7 @@ from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, S
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView, get_object_or_404
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
@@ -497,13 +498,20 @@ class MatchView(APIView):
 
 
 class JobView(APIView):
-    """A background job of an incident the asker belongs to: its state, then its result."""
+    """A background job: its state and progress while it runs, then its result or why it failed.
+
+    Seen by the person who started it (while they may still see its incident; an import belongs
+    to none) and by whoever may read its kind of result on its incident: every member for
+    matching, the report's readers for an export. Others get 404.
+    """
 
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses={200: JobSerializer, **errors(403, 404)}, operation_id="jobs_retrieve")
     def get(self, request: Request, pk: int) -> Response:
-        job = get_object_or_404(visible(request.user, Job.objects.all()), pk=pk)
+        job = Job.objects.select_related("incident").filter(pk=pk).first()
+        if job is None or not jobs.may_see(request.user, job):
+            raise NotFound("No such job among those you may see.")
         return Response(JobSerializer(job, context={"request": request}).data)
 
 

@@ -450,7 +450,9 @@ class JobSerializer(serializers.ModelSerializer[Job]):
 
     class Meta:
         model = Job
-        fields = "id url incident kind status options created_at started_at finished_at result error".split()
+        fields = (
+            "id url incident kind status options created_at started_at finished_at progress result error"
+        ).split()
         read_only_fields = fields
 
 

@@ -2,7 +2,10 @@
 
 Thin doors: the filters go through `reports.service` (the same checks as the API and the
 command), the report module computes, the template shows totals and paginated tables, and the
-download buttons call `/api/reports/<kind>/` with the very same query.
+download buttons call `/api/reports/<kind>/` with the very same query. "Prepare in the
+background" posts to `/reports/<kind>/prepare/?<query>` (`prepare`), which starts an export job
+(reports/jobs.py) and comes back to the page with `&job=<id>`: the page then shows the job's
+progress (incidents/static/incidents/job.js polls `/api/jobs/<id>/`) and its download link.
 """
 
 from __future__ import annotations
@@ -14,17 +17,21 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from deploy_tracker.errors import InvalidInput, NotAllowed
 from incidents.access import visible
-from incidents.models import Incident, IncidentMembership
+from incidents.models import Incident, IncidentMembership, Job
 from reports import charts, service
+from reports import jobs as report_jobs
 from reports.demobilization import COLUMNS as CHECKOUT
 from reports.demobilization import Demobilization, DemobilizationFilterSet
 from reports.filters import ReportFilterSet
@@ -39,7 +46,7 @@ from reports.spec import Column, Formula, Kind, Row
 
 PER_PAGE = 50
 Role = IncidentMembership.Role
-PAGE_PARAMS = ("page", "days_page", "facilities_page")
+PAGE_PARAMS = ("page", "days_page", "facilities_page", "job")
 
 
 def show(kind: Kind, value: Any) -> str:
@@ -164,9 +171,72 @@ def report_page(request: HttpRequest, kind: str) -> HttpResponse:
         "described": filters.describe(),
         "query": encoded,
         "downloads": _downloads(kind, query),
+        "files": _files(kind),
+        "prepare_url": f"{reverse('report-prepare', args=[kind])}?{encoded}",
+        **_job(request, kind),
     }
     context |= PAGES[kind](request, filters, encoded)
     return render(request, f"reports/{kind}.html", context)
+
+
+def _files(kind: str) -> list[tuple[str, str]]:
+    """The files a report can be prepared as: (value of the form's `file`, label)."""
+    sheets = service.kind_of(kind).sheets
+    if len(sheets) == 1:
+        return [("xlsx", "Workbook (xlsx)"), ("csv", "CSV")]
+    return [("xlsx", "Workbook (xlsx)"), *((f"csv:{sheet}", f"CSV: {sheet}") for sheet in sheets)]
+
+
+def _job(request: HttpRequest, kind: str) -> dict[str, Any]:
+    """The background export named by `?job=`, for the page to follow (404 if not the asker's to see)."""
+    wanted = request.GET.get("job")
+    if not wanted:
+        return {}
+    if not wanted.isdigit():
+        raise Http404("No such export.")
+    try:
+        job = report_jobs.find(request.user, int(wanted), kind=kind)
+    except ReportNotFound as exc:
+        raise Http404(exc.message) from None
+    file = report_jobs.stored_file(job)
+    label, stage = report_jobs.describe(job, file)
+    return {
+        "job": job,
+        "job_file": file,
+        "job_ended": job.status in ENDED,
+        "job_label": label,
+        "job_stage": stage,
+    }
+
+
+ENDED = (Job.Status.DONE, Job.Status.FAILED)
+
+
+@login_required
+@require_POST
+def prepare(request: HttpRequest, kind: str) -> HttpResponse:
+    """Start writing the report's file in the background; back to the page, which follows the job.
+
+    The filters are the page's query string; the form's `file` is `xlsx`, `csv` or `csv:<sheet>`.
+    """
+    try:
+        service.kind_of(kind)
+    except ReportNotFound as exc:
+        raise Http404(exc.message) from None
+    query = _query(request)
+    fmt, _, sheet = request.POST.get("file", "").partition(":")
+    assert isinstance(request.user, User)  # login_required
+    page = f"{reverse('report', args=[kind])}?{query.urlencode()}"
+    try:
+        job = report_jobs.start(kind, query, fmt=fmt, sheet=sheet or None, by=request.user)
+    except ReportNotFound as exc:
+        raise Http404(exc.message) from None
+    except NotAllowed as exc:
+        raise PermissionDenied(exc.message) from None
+    except InvalidInput as exc:
+        messages.error(request, exc.message)
+        return HttpResponseRedirect(page)
+    return HttpResponseRedirect(f"{page}&job={job.pk}")
 
 
 def _downloads(kind: str, query: QueryDict) -> list[tuple[str, str]]:

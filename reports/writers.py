@@ -8,25 +8,45 @@ frozen with an autofilter, column widths, and date, hour, percent and currency f
 CSV: one sheet of the report, header first and rows after it (no title lines, so any tool
 reads it as a table), UTF-8 with a byte-order mark so Excel opens accents correctly, CRLF lines.
 
-Both pass every text cell through `neutralise` (spreadsheet formula injection).
+Both pass every text cell through `neutralise` (spreadsheet formula injection), and both take
+an optional `progress(sheet key, rows written)`, told every PROGRESS_ROWS rows and at the end of
+each sheet (a background export reports through it). Without it the row loops are as they were.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import islice
 from typing import IO, Any
 
 import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
-from reports.spec import FIRST_ROW, HEADER_ROW, Cell, Formula, Kind, Layout, Report, Sheet
+from reports.spec import FIRST_ROW, HEADER_ROW, Cell, Formula, Kind, Layout, Report, Row, Sheet
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# How often a writer tells its `progress` how far it got, in rows: often enough for a bar that
+# moves, rarely enough to cost nothing (the callback runs between blocks, not in the row loop).
+PROGRESS_ROWS = 1_000
+
+Progress = Callable[[str, int], None]  # (sheet key, rows of that sheet written so far)
+
+
+def _blocks(rows: Iterable[Row], progress: Progress | None) -> Iterator[Iterable[Row]]:
+    """The rows in one piece without `progress`, else an empty block (the sheet begins) and then
+    blocks of PROGRESS_ROWS."""
+    if progress is None:
+        yield rows
+        return
+    yield []
+    them = iter(rows)
+    while block := list(islice(them, PROGRESS_ROWS)):
+        yield block
 
 
 def neutralise(text: str) -> str:
@@ -76,7 +96,9 @@ def _putter(ws: Worksheet, kind: Kind, fmt: Format | None) -> Put:
     return number
 
 
-def write_xlsx(report: Report, target: str | IO[bytes]) -> dict[str, int]:
+def write_xlsx(
+    report: Report, target: str | IO[bytes], *, progress: Progress | None = None
+) -> dict[str, int]:
     """Write every sheet of `report` to `target` (a path or a binary file); rows per sheet."""
     workbook = xlsxwriter.Workbook(target, {"constant_memory": True})
     workbook.set_properties(
@@ -101,7 +123,7 @@ def write_xlsx(report: Report, target: str | IO[bytes]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for sheet in _in_dependency_order(report):
         counts[sheet.key] = _write_sheet(
-            report, sheet, sheets[sheet.key], layout, title, muted, header, formats
+            report, sheet, sheets[sheet.key], layout, title, muted, header, formats, progress
         )
     workbook.close()
     return counts
@@ -116,6 +138,7 @@ def _write_sheet(
     muted: Format,
     header: Format,
     formats: dict[Kind, Format | None],
+    progress: Progress | None = None,
 ) -> int:
     columns = sheet.columns
     for c, column in enumerate(columns):
@@ -132,11 +155,14 @@ def _write_sheet(
     ws.fit_to_pages(1, 0)
     put = [_putter(ws, column.kind, formats[column.kind]) for column in columns]
     r = FIRST_ROW
-    for row in sheet.rows(layout):
-        for c, value in enumerate(row):
-            if value is not None:
-                put[c](r, c, value)
-        r += 1
+    for block in _blocks(sheet.rows(layout), progress):
+        for row in block:
+            for c, value in enumerate(row):
+                if value is not None:
+                    put[c](r, c, value)
+            r += 1
+        if progress is not None:
+            progress(sheet.key, r - FIRST_ROW)
     rows = r - FIRST_ROW
     ws.autofilter(HEADER_ROW, 0, max(HEADER_ROW, r - 1), len(columns) - 1)
     layout.done(sheet, rows)
@@ -185,7 +211,7 @@ def _csv_text(kind: Kind) -> Callable[[Cell], str]:
     return number
 
 
-def write_csv(report: Report, key: str, target: IO[bytes]) -> int:
+def write_csv(report: Report, key: str, target: IO[bytes], *, progress: Progress | None = None) -> int:
     """Write one sheet of `report` as CSV (UTF-8 with BOM) to a binary file; the row count."""
     sheet = report.sheet(key)
     layout = Layout()
@@ -200,9 +226,12 @@ def write_csv(report: Report, key: str, target: IO[bytes]) -> int:
     writer.writerow([neutralise(column.header) for column in sheet.columns])
     show = [_csv_text(column.kind) for column in sheet.columns]
     rows = 0
-    for row in sheet.rows(layout):
-        writer.writerow(["" if v is None else show[c](v) for c, v in enumerate(row)])
-        rows += 1
+    for block in _blocks(sheet.rows(layout), progress):
+        for row in block:
+            writer.writerow(["" if v is None else show[c](v) for c, v in enumerate(row)])
+            rows += 1
+        if progress is not None:
+            progress(sheet.key, rows)
     text.flush()
     text.detach()  # leave `target` open for the caller
     return rows

@@ -3,6 +3,11 @@
 Thin doors onto resources/importing: each checks who may open the page, refuses an upload over
 the size limit before its body is parsed, calls one import service and renders its counts or its
 problems (the first 200).
+
+A file of IMPORT_BACKGROUND_BYTES or more is imported by a background job instead
+(resources/importing/jobs.py): checked and stored, then the page comes back as `?job=<id>`,
+follows the job with a progress bar (incidents/static/incidents/job.js polls `/api/jobs/<id>/`)
+and, once it ends, renders its counts or its problems exactly as for a file imported at once.
 """
 
 from __future__ import annotations
@@ -12,15 +17,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from deploy_tracker.errors import DomainError
+from incidents import jobs
+from incidents.models import Job
+from resources.importing import jobs as import_jobs
 from resources.importing.incident import can_open_incident_import, import_incident
 from resources.importing.problems import ImportResult, InvalidRows
 from resources.importing.reading import max_bytes, max_rows, megabytes, too_big
@@ -125,7 +135,7 @@ def _import(request: HttpRequest, page: ImportPage) -> HttpResponse:
     if not page.may_open(request.user):
         raise PermissionDenied("You may not use this import.")
     if request.method != "POST":
-        return _render(request, page)
+        return _render(request, page, _job(request, page))
     declared = int(request.META.get("CONTENT_LENGTH") or 0)
     if declared > max_bytes() + FORM_OVERHEAD:
         return _render(request, page, {"error": too_big("The file", declared).message}, status=413)
@@ -147,6 +157,15 @@ def _post(request: HttpRequest, page: ImportPage, limit: SizeLimit) -> HttpRespo
         context["field_error"] = "Choose a file to import."
         return _render(request, page, context, status=400)
     assert isinstance(request.user, User)
+    if upload.size is not None and upload.size >= settings.IMPORT_BACKGROUND_BYTES:
+        try:
+            job = import_jobs.start(
+                page.kind, upload, name=upload.name or "the file", dry_run=dry_run, by=request.user
+            )
+        except DomainError as exc:
+            context["error"] = exc.message
+            return _render(request, page, context, status=exc.http_status)
+        return HttpResponseRedirect(f"{reverse(f'import-{page.kind}')}?job={job.pk}")
     try:
         context["result"] = page.run(upload, name=upload.name, dry_run=dry_run, by=request.user)
     except InvalidRows as exc:
@@ -164,6 +183,33 @@ def _post(request: HttpRequest, page: ImportPage, limit: SizeLimit) -> HttpRespo
     return _render(request, page, context)
 
 
+def _job(request: HttpRequest, page: ImportPage) -> dict[str, Any]:
+    """The background import named by `?job=`: its progress, then what the page shows of any import."""
+    wanted = request.GET.get("job", "")
+    if not wanted:
+        return {}
+    job = (
+        Job.objects.filter(pk=int(wanted), kind=Job.Kind.IMPORT, options__book=page.kind).first()
+        if wanted.isdigit()
+        else None
+    )
+    if job is None or not jobs.may_see(request.user, job):
+        raise Http404("No such import among yours.")
+    context: dict[str, Any] = {"job": job, "dry_run": bool(job.options.get("dry_run"))}
+    if job.status == Job.Status.DONE:
+        result = import_jobs.result_of(job)
+        context |= {"result": result, "warnings": result.warnings if result else []}
+    elif job.status == Job.Status.FAILED:
+        details = job.result or {}
+        context |= {
+            "error": job.error,
+            "problems": details.get("problems", []),
+            "more": details.get("more", 0),
+            "warnings": details.get("warnings", []),
+        }
+    return context
+
+
 def _render(
     request: HttpRequest, page: ImportPage, context: dict[str, Any] | None = None, *, status: int = 200
 ) -> HttpResponse:
@@ -171,6 +217,7 @@ def _render(
         "page": page,
         "max_size": megabytes(max_bytes()),
         "max_rows": f"{max_rows():,}",
+        "background_size": megabytes(settings.IMPORT_BACKGROUND_BYTES),
         **(context or {}),
     }
     return render(request, "resources/import.html", context, status=status)

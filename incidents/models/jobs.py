@@ -10,14 +10,17 @@ from incidents.models.incident import Incident
 
 
 class Job(models.Model):
-    """One piece of background work on an incident: what was asked, how far it got, its result.
+    """One piece of background work: what was asked, by whom, how far it got, its result.
 
-    The row is the job's record (who asked, when, the outcome); progress while it runs travels
-    on the incident's live channel (incidents/live.py), and its end is an Event in the log.
+    Most jobs belong to an incident (matching, exports): progress while they run also travels on
+    the incident's live channel (incidents/live.py), and their end is an Event in its log. A roster
+    or incident-workbook import belongs to none: its row alone records it, and its page polls it.
     """
 
     class Kind(models.TextChoices):
         MATCHING = "matching", "Matching"
+        EXPORT = "export", "Export"
+        IMPORT = "import", "Import"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -25,7 +28,9 @@ class Job(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
-    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="jobs")
+    incident = models.ForeignKey(
+        Incident, on_delete=models.PROTECT, related_name="jobs", null=True, blank=True
+    )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     options = models.JSONField(default=dict, blank=True)
@@ -35,6 +40,11 @@ class Job(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    progress = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="How far it got, {stage, done, total}: what pages polling the job show.",
+    )
     result = models.JSONField(null=True, blank=True, help_text="What the work produced, when done.")
     error = models.TextField(blank=True, help_text="Why it failed, in the user's terms.")
 
