@@ -14,10 +14,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core import signing
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -47,6 +49,7 @@ Status = Deployment.Status
 CALENDAR_SALT = "deploy-tracker.calendar"
 APPROVALS_PER_PAGE = 100
 PROPOSALS_PER_PAGE = 100
+FILL_CACHE_SECONDS = 120
 
 
 def home(request: HttpRequest) -> HttpResponseBase:
@@ -245,12 +248,16 @@ def _fill_context(incident: Incident) -> dict[str, Any]:
     }
 
 
+def _newest_event(incident: Incident) -> int:
+    return Event.objects.filter(incident=incident).order_by("-id").values_list("id", flat=True).first() or 0
+
+
 @login_required
 def incident_page(request: HttpRequest, pk: int) -> HttpResponse:
     """Fill status per request, totals, alerts and background jobs; the page's script keeps
     them live. Commanders also get the two actions: run matching, send the offers."""
     incident = _incident_for(request, pk)
-    newest = Event.objects.filter(incident=incident).order_by("-id").values_list("id", flat=True).first() or 0
+    newest = _newest_event(incident)
     return render(
         request,
         "incidents/incident.html",
@@ -321,13 +328,22 @@ def incident_offers(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def incident_fill(request: HttpRequest, pk: int) -> HttpResponse:
-    """The fill table alone, for the page's script to swap in after live events."""
+    """The fill table alone, for the page's script to swap in after live events.
+
+    Every open dashboard asks for it after the same burst of events, so it is rendered once per
+    incident, newest event, minute (the watch list's clock) and role, then served from the cache.
+    """
     incident = _incident_for(request, pk)
-    return render(
-        request,
-        "incidents/_fill.html",
-        {**_fill_context(incident), "can_command": access.can_command(request.user, incident)},
-    )
+    can_command = access.can_command(request.user, incident)
+    newest = _newest_event(incident)
+    key = f"fill:{incident.pk}:{newest}:{timezone.now():%Y%m%d%H%M}:{int(can_command)}"
+    html = cache.get(key)
+    if html is None:
+        html = render_to_string(
+            "incidents/_fill.html", {**_fill_context(incident), "can_command": can_command}, request
+        )
+        cache.set(key, html, FILL_CACHE_SECONDS)
+    return HttpResponse(html)
 
 
 @login_required

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -86,6 +87,8 @@ def test_the_page_takes_the_same_queries_whatever_its_size(
 
 
 def watch(world: World, client: Client) -> str:
+    # A change that is no event (a credential edited) shows once the minute's fragment is stale.
+    cache.clear()
     client.force_login(world.commander)
     fragment = client.get(reverse("incident-fill", args=[world.incident.pk])).content.decode()
     return fragment.split('id="watch"', 1)[1]
@@ -306,3 +309,25 @@ def test_the_map_data_colours_each_facility_by_fill(world: World, client: Client
     )
     assert {p["code"] for p in embedded} == {world.request.facility.code, idle.code}
     assert 'id="map"' in page and "leaflet/leaflet.js" in page
+
+
+def test_the_fill_fragment_is_rendered_once_per_event_and_role(
+    world: World, client: Client, django_assert_max_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    url = reverse("incident-fill", args=[world.incident.pk])
+    client.force_login(world.commander)
+    first = client.get(url).content.decode()
+    # Again, same role, nothing new: session, user, incident, role, newest event — no fill query.
+    with django_assert_max_num_queries(5):
+        assert client.get(url).content.decode() == first
+    client.force_login(world.viewer)
+    assert f"/requests/{world.request.pk}/" in first  # the commander's edit link
+    assert f"/requests/{world.request.pk}/" not in client.get(url).content.decode()  # not the commander's
+    factories.DeploymentFactory(request=world.request, status=Status.ON_SITE)
+    workflow.cancel(
+        factories.DeploymentFactory(request=world.request, status=Status.ACCEPTED),
+        by=world.commander,
+        reason="x",
+    )
+    client.force_login(world.commander)
+    assert client.get(url).content.decode() != first  # a new event: a fresh render
