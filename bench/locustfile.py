@@ -42,7 +42,11 @@ DURATION = float(os.environ["LOAD_DURATION"])
 
 INCIDENT = WORLD["incident"]
 NUMBER = WORLD["number"]
-DEBOUNCE_S = 0.5  # incidents/static/incidents/live.js: one fill refresh, half a second after events
+# incidents/static/incidents/live.js: one fill refresh half a second after the last event of a
+# burst (at most two seconds after the first under a stream), plus up to 250 ms of jitter.
+DEBOUNCE_S = 0.5
+MAX_WAIT_S = 2.0
+JITTER_S = 0.25
 IDLE_REFRESH_S = 60.0  # live.js refreshes the fill every minute anyway
 SINCE = re.compile(r'data-since="(\d+)"')
 
@@ -276,6 +280,7 @@ class Dashboard:
         self.since = 0
         self.retry = 1.0
         self.refresh_at: float | None = None
+        self.pending_since: float | None = None
         self.next_idle_refresh = time.time() + IDLE_REFRESH_S
         self.stopped = False
         self.stats: dict[str, Any] = {
@@ -364,7 +369,14 @@ class Dashboard:
             self.stats["seen"].append((number, event["id"]))
             moment = datetime.fromisoformat(event["at"]).timestamp()
             self.stats["delays"].append((now, now - moment))
-        self.refresh_at = now + DEBOUNCE_S  # live.js: clearTimeout, then setTimeout(…, 500)
+        self._schedule_refresh(now)
+
+    def _schedule_refresh(self, now: float) -> None:
+        """live.js `refreshFill`: clearTimeout, then setTimeout(fetch, wait)."""
+        if self.pending_since is None:
+            self.pending_since = now
+        wait = max(0.0, min(DEBOUNCE_S, self.pending_since + MAX_WAIT_S - now))
+        self.refresh_at = now + wait + random.random() * JITTER_S
 
     def _schedule_reconnect(self) -> None:
         delay, self.retry = self.retry, min(self.retry * 2, 30.0)
@@ -380,9 +392,10 @@ class Dashboard:
             now = time.time()
             if now >= self.next_idle_refresh:
                 self.next_idle_refresh = now + IDLE_REFRESH_S
-                self.refresh_at = now + DEBOUNCE_S
+                self._schedule_refresh(now)
             if self.refresh_at is not None and now >= self.refresh_at:
                 self.refresh_at = None
+                self.pending_since = None
                 self.stats["fill_refreshes"] += 1
                 self.user.page(f"/incidents/{INCIDENT}/fill/", "GET /incidents/[id]/fill/")
 

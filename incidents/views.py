@@ -6,6 +6,8 @@ incidents/offers.py, and renders; a refused move shows the service's own reason.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -337,13 +339,38 @@ def incident_fill(request: HttpRequest, pk: int) -> HttpResponse:
     can_command = access.can_command(request.user, incident)
     newest = _newest_event(incident)
     key = f"fill:{incident.pk}:{newest}:{timezone.now():%Y%m%d%H%M}:{int(can_command)}"
-    html = cache.get(key)
-    if html is None:
-        html = render_to_string(
-            "incidents/_fill.html", {**_fill_context(incident), "can_command": can_command}, request
-        )
-        cache.set(key, html, FILL_CACHE_SECONDS)
+    html = _cached(
+        key,
+        # No request context: the fragment needs none, and its processors tripled the render time.
+        lambda: render_to_string(
+            "incidents/_fill.html", {**_fill_context(incident), "can_command": can_command}
+        ),
+    )
     return HttpResponse(html)
+
+
+_rendering: dict[str, threading.Lock] = {}
+_rendering_guard = threading.Lock()
+
+
+def _cached(key: str, render: Callable[[], str]) -> str:
+    """The cached text under `key`, rendered once per process however many ask at the same moment
+    (every dashboard refreshes after the same event): the others wait for that render."""
+    text = cache.get(key)
+    if text is not None:
+        return str(text)
+    with _rendering_guard:
+        lock = _rendering.setdefault(key, threading.Lock())
+    try:
+        with lock:
+            text = cache.get(key)
+            if text is None:
+                text = render()
+                cache.set(key, text, FILL_CACHE_SECONDS)
+    finally:
+        with _rendering_guard:
+            _rendering.pop(key, None)
+    return str(text)
 
 
 @login_required

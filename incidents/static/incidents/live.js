@@ -33,7 +33,8 @@
     clearTimeout(refreshTimer);
     const now = Date.now();
     if (!pendingSince) pendingSince = now;
-    const wait = Math.max(0, Math.min(500, pendingSince + 2000 - now));
+    // Jitter: every open dashboard hears the same event at once; they need not all ask at once.
+    const wait = Math.max(0, Math.min(500, pendingSince + 2000 - now)) + Math.random() * 250;
     refreshTimer = setTimeout(fetchFill, wait);
   }
 
